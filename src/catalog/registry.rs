@@ -1,0 +1,1 @@
+//! Registered catalogs, by name.

@@ -1,0 +1,33 @@
+//! Weir: a SQL-first, unified batch and stream query engine that speaks Flink SQL.
+//!
+//! The data path:
+//!
+//! ```text
+//! SQL text ─ sql (Flink dialect on sqlparser) ─ typed Statement
+//!   └─ session: resolve names against catalogs into a snapshot
+//!        └─ planner: bind against the snapshot ─ DataFusion LogicalPlan (+ our nodes: window TVF)
+//!             └─ batch: DataFusion physical plan, run in bulk ─ connectors (sources, sinks)
+//! ```
+//!
+//! Layer rule (a module may use only what is listed for it; never the reverse):
+//! - `error`, `types`: nothing of ours.
+//! - `sql`: `error`, `types`.
+//! - `catalog`: `error`, `types`.
+//! - `connectors`: `error`, `types`, `catalog` (definitions only).
+//! - `planner`: `error`, `types`, `sql`, `catalog`, `connectors`.
+//! - `batch`: `error`, `planner` (its logical nodes).
+//! - `session`: all of the above.
+//! - `shell` (and later `flight`, `bench`): only `session` and `error`.
+
+pub mod batch;
+pub mod catalog;
+pub mod connectors;
+pub mod error;
+pub mod planner;
+pub mod session;
+pub mod shell;
+pub mod sql;
+pub mod types;
+
+pub use error::{Error, ErrorKind, Result};
+pub use session::{Session, SessionOptions, StatementResult};
