@@ -211,7 +211,11 @@ impl fmt::Display for Error {
             (ErrorKind::Internal, _) => "Internal error (a bug in Weir)",
         };
         match self.span {
-            Some(span) => write!(f, "{label} at line {}, column {}: {}", span.start.line, span.start.column, self.message)?,
+            Some(span) => write!(
+                f,
+                "{label} at line {}, column {}: {}",
+                span.start.line, span.start.column, self.message
+            )?,
             None => write!(f, "{label}: {}", self.message)?,
         }
         for line in self.context.iter().rev() {
@@ -241,8 +245,14 @@ fn from_datafusion(err: DataFusionError) -> Error {
         .diagnostic()
         .and_then(|d| d.span)
         .map(|s| Span {
-            start: Location { line: s.start.line, column: s.start.column },
-            end: Location { line: s.end.line, column: s.end.column },
+            start: Location {
+                line: s.start.line,
+                column: s.start.column,
+            },
+            end: Location {
+                line: s.end.line,
+                column: s.end.column,
+            },
         })
         .filter(|s| s.start.line > 0);
     let mut context = Vec::new();
@@ -279,7 +289,9 @@ fn from_datafusion(err: DataFusionError) -> Error {
                     Err(e) => break Error::external(e.to_string()),
                 },
             },
-            DataFusionError::SQL(e, _) => break Error::syntax(strip_sql_prefix(&e.to_string()), None),
+            DataFusionError::SQL(e, _) => {
+                break Error::syntax(strip_sql_prefix(&e.to_string()), None);
+            }
             DataFusionError::Plan(msg) => break classify_plan_message(&msg),
             DataFusionError::SchemaError(e, _) => break classify_plan_message(&e.to_string()),
             DataFusionError::NotImplemented(msg) => break Error::not_supported(msg),
@@ -321,9 +333,9 @@ fn classify_plan_message(msg: &str) -> Error {
 fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
     use datafusion::arrow::error::ArrowError;
     match e {
-        ArrowError::CastError(m) | ArrowError::InvalidArgumentError(m) | ArrowError::ComputeError(m) => {
-            Error::invalid(m.clone())
-        }
+        ArrowError::CastError(m)
+        | ArrowError::InvalidArgumentError(m)
+        | ArrowError::ComputeError(m) => Error::invalid(m.clone()),
         ArrowError::DivideByZero => Error::invalid("division by zero"),
         ArrowError::ParseError(m) | ArrowError::CsvError(m) | ArrowError::JsonError(m) => {
             Error::external(format!("cannot read data: {m}"))

@@ -23,6 +23,7 @@ pub mod batch;
 pub mod catalog;
 pub mod connectors;
 pub mod error;
+pub mod functions;
 pub mod planner;
 pub mod session;
 pub mod shell;

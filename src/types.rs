@@ -22,26 +22,52 @@ pub enum SqlType {
     BigInt,
     Float,
     Double,
-    Decimal { precision: u8, scale: i8 },
-    Char { length: u32 },
-    Varchar { length: u32 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    Char {
+        length: u32,
+    },
+    Varchar {
+        length: u32,
+    },
     /// `STRING`, i.e. `VARCHAR(2147483647)`.
     String,
-    Binary { length: u32 },
-    Varbinary { length: u32 },
+    Binary {
+        length: u32,
+    },
+    Varbinary {
+        length: u32,
+    },
     /// `BYTES`, i.e. `VARBINARY(2147483647)`.
     Bytes,
     Date,
-    Time { precision: u8 },
-    Timestamp { precision: u8 },
+    Time {
+        precision: u8,
+    },
+    Timestamp {
+        precision: u8,
+    },
     /// `TIMESTAMP_LTZ(p)` / `TIMESTAMP(p) WITH LOCAL TIME ZONE`: an instant, shown in the
     /// session time zone.
-    TimestampLtz { precision: u8 },
+    TimestampLtz {
+        precision: u8,
+    },
     /// `INTERVAL DAY TO SECOND` style intervals (kept as Arrow month-day-nano).
     Interval,
-    Array { element: Box<SqlType>, element_nullable: bool },
-    Map { key: Box<SqlType>, value: Box<SqlType>, value_nullable: bool },
-    Row { fields: Vec<RowField> },
+    Array {
+        element: Box<SqlType>,
+        element_nullable: bool,
+    },
+    Map {
+        key: Box<SqlType>,
+        value: Box<SqlType>,
+        value_nullable: bool,
+    },
+    Row {
+        fields: Vec<RowField>,
+    },
     Null,
 }
 
@@ -81,12 +107,19 @@ impl SqlType {
                 DataType::Timestamp(time_unit(*precision), Some(Arc::from("UTC")))
             }
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
-            SqlType::Array { element, element_nullable } => DataType::List(Arc::new(Field::new(
+            SqlType::Array {
+                element,
+                element_nullable,
+            } => DataType::List(Arc::new(Field::new(
                 "item",
                 element.to_arrow(),
                 *element_nullable,
             ))),
-            SqlType::Map { key, value, value_nullable } => DataType::Map(
+            SqlType::Map {
+                key,
+                value,
+                value_nullable,
+            } => DataType::Map(
                 Arc::new(Field::new(
                     "entries",
                     DataType::Struct(Fields::from(vec![
@@ -117,34 +150,55 @@ impl SqlType {
             DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
             DataType::Int32 | DataType::UInt16 => SqlType::Int,
             DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
-            DataType::UInt64 => SqlType::Decimal { precision: 20, scale: 0 },
+            DataType::UInt64 => SqlType::Decimal {
+                precision: 20,
+                scale: 0,
+            },
             DataType::Float16 | DataType::Float32 => SqlType::Float,
             DataType::Float64 => SqlType::Double,
-            DataType::Decimal32(p, s)
-            | DataType::Decimal64(p, s)
-            | DataType::Decimal128(p, s) => SqlType::Decimal { precision: *p, scale: *s },
-            DataType::Decimal256(p, s) if *p <= 38 => SqlType::Decimal { precision: *p, scale: *s },
+            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
+                SqlType::Decimal {
+                    precision: *p,
+                    scale: *s,
+                }
+            }
+            DataType::Decimal256(p, s) if *p <= 38 => SqlType::Decimal {
+                precision: *p,
+                scale: *s,
+            },
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::String,
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytes,
             DataType::FixedSizeBinary(n) => SqlType::Binary { length: *n as u32 },
             DataType::Date32 | DataType::Date64 => SqlType::Date,
-            DataType::Time32(unit) | DataType::Time64(unit) => SqlType::Time { precision: precision_of(unit) },
-            DataType::Timestamp(unit, None) => SqlType::Timestamp { precision: precision_of(unit) },
-            DataType::Timestamp(unit, Some(_)) => SqlType::TimestampLtz { precision: precision_of(unit) },
+            DataType::Time32(unit) | DataType::Time64(unit) => SqlType::Time {
+                precision: precision_of(unit),
+            },
+            DataType::Timestamp(unit, None) => SqlType::Timestamp {
+                precision: precision_of(unit),
+            },
+            DataType::Timestamp(unit, Some(_)) => SqlType::TimestampLtz {
+                precision: precision_of(unit),
+            },
             DataType::Interval(_) | DataType::Duration(_) => SqlType::Interval,
-            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) | DataType::LargeListView(f) => {
-                SqlType::Array {
-                    element: Box::new(SqlType::from_arrow(f.data_type())?),
-                    element_nullable: f.is_nullable(),
-                }
-            }
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::FixedSizeList(f, _)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f) => SqlType::Array {
+                element: Box::new(SqlType::from_arrow(f.data_type())?),
+                element_nullable: f.is_nullable(),
+            },
             DataType::Map(entries, _) => match entries.data_type() {
                 DataType::Struct(kv) if kv.len() == 2 => SqlType::Map {
                     key: Box::new(SqlType::from_arrow(kv[0].data_type())?),
                     value: Box::new(SqlType::from_arrow(kv[1].data_type())?),
                     value_nullable: kv[1].is_nullable(),
                 },
-                other => return Err(Error::internal(format!("malformed Arrow map entries type {other}"))),
+                other => {
+                    return Err(Error::internal(format!(
+                        "malformed Arrow map entries type {other}"
+                    )));
+                }
             },
             DataType::Struct(fields) => SqlType::Row {
                 fields: fields
@@ -210,10 +264,17 @@ impl fmt::Display for SqlType {
             SqlType::Timestamp { precision } => write!(f, "TIMESTAMP({precision})"),
             SqlType::TimestampLtz { precision } => write!(f, "TIMESTAMP_LTZ({precision})"),
             SqlType::Interval => write!(f, "INTERVAL"),
-            SqlType::Array { element, element_nullable } => {
+            SqlType::Array {
+                element,
+                element_nullable,
+            } => {
                 write!(f, "ARRAY<{element}{}>", not_null(*element_nullable))
             }
-            SqlType::Map { key, value, value_nullable } => {
+            SqlType::Map {
+                key,
+                value,
+                value_nullable,
+            } => {
                 write!(f, "MAP<{key}, {value}{}>", not_null(*value_nullable))
             }
             SqlType::Row { fields } => {
@@ -222,7 +283,13 @@ impl fmt::Display for SqlType {
                     if i > 0 {
                         write!(f, ", ")?;
                     }
-                    write!(f, "`{}` {}{}", field.name, field.data_type, not_null(field.nullable))?;
+                    write!(
+                        f,
+                        "`{}` {}{}",
+                        field.name,
+                        field.data_type,
+                        not_null(field.nullable)
+                    )?;
                 }
                 write!(f, ">")
             }
@@ -239,10 +306,17 @@ mod tests {
     fn arrow_round_trip_keeps_flink_spelling() {
         let t = SqlType::Row {
             fields: vec![
-                RowField { name: "a".into(), data_type: SqlType::Int, nullable: false },
+                RowField {
+                    name: "a".into(),
+                    data_type: SqlType::Int,
+                    nullable: false,
+                },
                 RowField {
                     name: "b".into(),
-                    data_type: SqlType::Array { element: Box::new(SqlType::String), element_nullable: true },
+                    data_type: SqlType::Array {
+                        element: Box::new(SqlType::String),
+                        element_nullable: true,
+                    },
                     nullable: true,
                 },
             ],
@@ -250,6 +324,11 @@ mod tests {
         let back = SqlType::from_arrow(&t.to_arrow()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.to_string(), "ROW<`a` INT NOT NULL, `b` ARRAY<STRING>>");
-        assert_eq!(SqlType::TimestampLtz { precision: 3 }.to_arrow().to_string(), "Timestamp(ms, \"UTC\")");
+        assert_eq!(
+            SqlType::TimestampLtz { precision: 3 }
+                .to_arrow()
+                .to_string(),
+            "Timestamp(ms, \"UTC\")"
+        );
     }
 }

@@ -43,7 +43,10 @@ impl TableDef {
     /// The columns stored by the connector (in declared order): not computed, not metadata.
     pub fn physical_columns(&self) -> impl Iterator<Item = (&ColumnDef, &SqlType, bool)> {
         self.columns.iter().filter_map(|c| match &c.kind {
-            ColumnKind::Physical { data_type, nullable } => Some((c, data_type, *nullable)),
+            ColumnKind::Physical {
+                data_type,
+                nullable,
+            } => Some((c, data_type, *nullable)),
             _ => None,
         })
     }
@@ -141,17 +144,34 @@ pub trait Catalog: Send + Sync + Debug {
 
     async fn list_databases(&self) -> Result<Vec<String>>;
     async fn get_database(&self, name: &str) -> Result<Option<DatabaseDef>>;
-    async fn create_database(&self, name: &str, def: DatabaseDef, if_not_exists: bool) -> Result<()>;
+    async fn create_database(
+        &self,
+        name: &str,
+        def: DatabaseDef,
+        if_not_exists: bool,
+    ) -> Result<()>;
     async fn drop_database(&self, name: &str, if_exists: bool, cascade: bool) -> Result<()>;
 
     /// Tables and views of a database, sorted by name. `NotFound` if the database does not exist.
     async fn list_tables(&self, database: &str) -> Result<Vec<(String, CatalogTable)>>;
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<CatalogTable>>;
-    async fn create_table(&self, database: &str, name: &str, table: CatalogTable, if_not_exists: bool) -> Result<()>;
+    async fn create_table(
+        &self,
+        database: &str,
+        name: &str,
+        table: CatalogTable,
+        if_not_exists: bool,
+    ) -> Result<()>;
     /// Replaces an existing table's definition (ALTER TABLE ... SET/RESET).
     async fn alter_table(&self, database: &str, name: &str, table: CatalogTable) -> Result<()>;
     async fn rename_table(&self, database: &str, from: &str, to: &str) -> Result<()>;
     /// Drops a table (`view == false`) or a view (`view == true`); dropping a view with DROP
     /// TABLE, or a table with DROP VIEW, is `Invalid`.
-    async fn drop_table(&self, database: &str, name: &str, view: bool, if_exists: bool) -> Result<()>;
+    async fn drop_table(
+        &self,
+        database: &str,
+        name: &str,
+        view: bool,
+        if_exists: bool,
+    ) -> Result<()>;
 }

@@ -1,1 +1,27 @@
-//! placeholder
+//! The planner: binds typed statements against a catalog snapshot and produces DataFusion
+//! logical plans (with our own nodes, e.g. [`window_tvf::WindowTvfNode`]). DataFusion's
+//! `SqlToRel` does the SQL-to-plan work; we supply the [`context::PlanningContext`] it asks
+//! about tables and functions, relation planning for window TVFs, Flink type names, and the
+//! INSERT binding Flink has (static partitions, implicit casts, type checks).
+//!
+//! Uses `error`, `types`, `sql`, `catalog`, `connectors`, `functions`.
+
+pub mod context;
+pub mod insert;
+pub mod resolve;
+pub mod tables;
+pub mod types;
+pub mod window_tvf;
+
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::planner::SqlToRel;
+use datafusion::sql::sqlparser::ast;
+
+pub use context::PlanningContext;
+
+use crate::error::Result;
+
+/// Plans a query (`SELECT`, `VALUES`, `WITH`).
+pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
+    Ok(SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query.clone())))?)
+}

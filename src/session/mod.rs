@@ -1,16 +1,33 @@
 //! The `Session`: the one entry point every front door (shell, Flight SQL server, bench runner)
-//! uses. It owns the catalogs, the session configuration (`SET`), and the DataFusion context, and
-//! runs statements: parse → resolve names into a catalog snapshot → plan → execute.
+//! uses. It owns the catalogs, the session options (`SET`), and the DataFusion state, and runs
+//! statements: parse → resolve names into a catalog snapshot → plan → execute.
+//!
+//! Submodules: `ddl` (CREATE/DROP/ALTER/USE), `show` (SHOW, DESCRIBE), `config` (SET/RESET and
+//! the DataFusion state), `result` (what statements return).
 
+pub mod config;
+mod ddl;
 pub mod result;
+mod show;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{collect, displayable, execute_stream};
 
 pub use result::{Progress, RowsResult, StatementResult, StatusResult};
 
+use crate::catalog::registry::CatalogRegistry;
+use crate::catalog::snapshot::CatalogSnapshot;
 use crate::error::{Error, Result};
-use crate::sql::{self, ParsedStatement};
+use crate::planner::{self, PlanningContext, resolve};
+use crate::sql::{self, ParsedStatement, Statement};
 
 /// How to open a [`Session`].
 #[derive(Debug, Clone, Default)]
@@ -22,15 +39,25 @@ pub struct SessionOptions {
 
 /// A SQL session: catalogs, current catalog/database, `SET` options, and the engines.
 pub struct Session {
+    registry: CatalogRegistry,
     options: BTreeMap<String, String>,
-    ctx: datafusion::prelude::SessionContext,
+    state: SessionState,
 }
 
 impl Session {
     /// Opens a session; with a data directory, loads (or creates) the persistent catalog there.
+    ///
+    /// # Errors
+    /// `External` when the data directory cannot be created or its catalog is unreadable.
     pub async fn open(options: SessionOptions) -> Result<Session> {
-        let _ = options;
-        Ok(Session { options: BTreeMap::new(), ctx: datafusion::prelude::SessionContext::new() })
+        let registry = CatalogRegistry::open(options.data_dir.as_deref())?;
+        let options = BTreeMap::new();
+        let state = config::build_state(&options)?;
+        Ok(Session {
+            registry,
+            options,
+            state,
+        })
     }
 
     /// Parses a script into statements without running them.
@@ -40,21 +67,23 @@ impl Session {
 
     /// Runs one parsed statement. Queries return a stream that runs as it is read; dropping the
     /// future or the stream cancels the statement.
+    ///
+    /// # Errors
+    /// Any error of the statement, with its line:column where it has one.
     pub async fn execute(&mut self, statement: &ParsedStatement) -> Result<StatementResult> {
-        // BOOTSTRAP: plain DataFusion; replaced by the real planner.
-        match &statement.statement {
-            sql::Statement::Query(_) => {
-                let df = self.ctx.sql(&statement.text).await?;
-                let plan = df.create_physical_plan().await?;
-                let stream = datafusion::physical_plan::execute_stream(plan.clone(), self.ctx.task_ctx())?;
-                Ok(StatementResult::Rows(RowsResult {
-                    schema: stream.schema(),
-                    stream,
-                    progress: Some(Progress::new(plan)),
-                }))
-            }
-            _ => Err(Error::not_supported("not implemented yet")),
-        }
+        self.execute_statement(&statement.statement)
+            .await
+            .map_err(|e| {
+                // Errors without a position point at the statement.
+                if e.span.is_none()
+                    && e.kind == crate::ErrorKind::User
+                    && statement.span.start.line > 0
+                {
+                    e.with_span(statement.span)
+                } else {
+                    e
+                }
+            })
     }
 
     /// Parses and runs a script, statement by statement, stopping at the first error.
@@ -68,12 +97,251 @@ impl Session {
 
     /// A session option set with `SET 'key' = 'value'` (or its default).
     pub fn option(&self, key: &str) -> Option<String> {
-        self.options.get(key).cloned()
+        self.options.get(key).cloned().or_else(|| {
+            config::DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    /// The current catalog and database.
+    pub fn current(&self) -> (&str, &str) {
+        (
+            self.registry.current_catalog(),
+            self.registry.current_database(),
+        )
     }
 
     /// Names for completion in the shell: catalogs, databases, tables and views of the current
     /// catalog, and functions.
     pub async fn completion_names(&self) -> Vec<String> {
-        Vec::new()
+        let mut names = self.registry.catalog_names();
+        if let Ok(catalog) = self.registry.catalog(self.registry.current_catalog()) {
+            if let Ok(dbs) = catalog.list_databases().await {
+                names.extend(dbs);
+            }
+            if let Ok(tables) = catalog.list_tables(self.registry.current_database()).await {
+                names.extend(tables.into_iter().map(|(n, _)| n));
+            }
+        }
+        names.extend(self.state.scalar_functions().keys().cloned());
+        names.extend(self.state.aggregate_functions().keys().cloned());
+        names.sort();
+        names.dedup();
+        names
     }
+
+    async fn snapshot(&self, statement: &Statement) -> Result<CatalogSnapshot> {
+        resolve::build_snapshot(&self.registry, resolve::statement_relations(statement)).await
+    }
+
+    fn check_runtime_mode(&self) -> Result<()> {
+        match self.option("execution.runtime-mode").as_deref() {
+            Some("streaming") => Err(Error::not_supported(
+                "'execution.runtime-mode' = 'streaming' is not supported yet; use 'batch' or 'auto' for bounded tables",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn execute_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
+        match statement {
+            Statement::Query(query) => {
+                self.check_runtime_mode()?;
+                let snapshot = self.snapshot(statement).await?;
+                let plan =
+                    planner::plan_query(&PlanningContext::new(&self.state, &snapshot), query)?;
+                self.run_query(&plan).await
+            }
+            Statement::Insert(insert) => {
+                self.check_runtime_mode()?;
+                let snapshot = self.snapshot(statement).await?;
+                let (_, plan) = planner::insert::plan_insert(
+                    &PlanningContext::new(&self.state, &snapshot),
+                    insert,
+                )?;
+                let rows = self.run_dml(&plan).await?;
+                Ok(inserted(rows))
+            }
+            Statement::StatementSet(inserts) => {
+                self.check_runtime_mode()?;
+                let snapshot = self.snapshot(statement).await?;
+                let mut plans = Vec::new();
+                {
+                    let ctx = PlanningContext::new(&self.state, &snapshot);
+                    for insert in inserts {
+                        plans.push(planner::insert::plan_insert(&ctx, insert)?.1);
+                    }
+                }
+                let mut total = 0;
+                for plan in &plans {
+                    total += self.run_dml(plan).await?;
+                }
+                Ok(inserted(total))
+            }
+            Statement::Explain {
+                details,
+                analyze,
+                statement: inner,
+            } => self.explain(inner, details, *analyze).await,
+            Statement::Set(None) => show::set_listing(&self.options),
+            Statement::Set(Some((key, value))) => {
+                config::validate(key, value)?;
+                let mut options = self.options.clone();
+                options.insert(key.clone(), value.clone());
+                self.state = config::build_state(&options)?;
+                self.options = options;
+                Ok(StatementResult::Status(StatusResult::new(
+                    "Session property has been set.",
+                )))
+            }
+            Statement::Reset(key) => {
+                match key {
+                    Some(k) => {
+                        self.options.remove(k);
+                    }
+                    None => self.options.clear(),
+                }
+                self.state = config::build_state(&self.options)?;
+                Ok(StatementResult::Status(StatusResult::new(
+                    "All session properties have been set to their default values.",
+                )))
+            }
+            Statement::Show(s) => show::show(self, statement, s).await,
+            Statement::Describe { name } => show::describe(self, statement, name).await,
+            _ => ddl::execute(self, statement).await,
+        }
+    }
+
+    /// Plans and starts a query; rows stream as the result is read.
+    async fn run_query(&self, plan: &LogicalPlan) -> Result<StatementResult> {
+        let physical = self.state.create_physical_plan(plan).await?;
+        let stream = execute_stream(Arc::clone(&physical), self.state.task_ctx())?;
+        Ok(StatementResult::Rows(RowsResult {
+            schema: stream.schema(),
+            stream,
+            progress: Some(Progress::new(physical)),
+        }))
+    }
+
+    /// Runs a DML plan to completion and returns the number of rows it wrote.
+    pub(crate) async fn run_dml(&self, plan: &LogicalPlan) -> Result<u64> {
+        let physical = self.state.create_physical_plan(plan).await?;
+        let batches = collect(physical, self.state.task_ctx()).await?;
+        let mut rows = 0u64;
+        for batch in &batches {
+            if let Some(counts) = batch
+                .columns()
+                .first()
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            {
+                rows += counts.iter().flatten().sum::<u64>();
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn explain(
+        &self,
+        statement: &Statement,
+        details: &[String],
+        analyze: bool,
+    ) -> Result<StatementResult> {
+        if let Some(d) = details
+            .iter()
+            .find(|d| d.as_str() != "ESTIMATED_COST" && d.as_str() != "PLAN_ADVICE")
+        {
+            return Err(Error::not_supported(format!(
+                "EXPLAIN {d} is not supported yet (it needs the streaming planner)"
+            )));
+        }
+        let snapshot = self.snapshot(statement).await?;
+        let plan = {
+            let ctx = PlanningContext::new(&self.state, &snapshot);
+            match statement {
+                Statement::Query(q) => planner::plan_query(&ctx, q)?,
+                Statement::Insert(i) => planner::insert::plan_insert(&ctx, i)?.1,
+                _ => {
+                    return Err(Error::not_supported(
+                        "EXPLAIN supports queries and INSERT statements",
+                    ));
+                }
+            }
+        };
+        let optimized = self.state.optimize(&plan)?;
+        let physical = self.state.create_physical_plan(&plan).await?;
+        if analyze {
+            // Run it, then show the plan with its metrics.
+            collect(Arc::clone(&physical), self.state.task_ctx()).await?;
+        }
+        let physical_text = if analyze {
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref(),
+            )
+            .indent(true)
+            .to_string()
+        } else {
+            displayable(physical.as_ref()).indent(true).to_string()
+        };
+        let rows = vec![
+            ("logical_plan", format!("{}", optimized.display_indent())),
+            ("physical_plan", physical_text),
+        ];
+        string_rows(
+            &["plan_type", "plan"],
+            rows.into_iter()
+                .map(|(a, b)| vec![a.to_string(), b])
+                .collect(),
+        )
+    }
+
+    pub(crate) fn registry(&self) -> &CatalogRegistry {
+        &self.registry
+    }
+
+    pub(crate) fn registry_mut(&mut self) -> &mut CatalogRegistry {
+        &mut self.registry
+    }
+
+    pub(crate) fn state(&self) -> &SessionState {
+        &self.state
+    }
+}
+
+fn inserted(rows: u64) -> StatementResult {
+    let noun = if rows == 1 { "row" } else { "rows" };
+    StatementResult::Status(StatusResult {
+        message: format!("{rows} {noun} inserted."),
+        rows_affected: Some(rows),
+    })
+}
+
+/// A result of string columns, all rows given.
+pub(crate) fn string_rows(columns: &[&str], rows: Vec<Vec<String>>) -> Result<StatementResult> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = (0..columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.get(i).cloned()).collect::<Vec<_>>(),
+            )) as _
+        })
+        .collect();
+    batch_result(RecordBatch::try_new(Arc::clone(&schema), arrays)?)
+}
+
+/// A result holding one ready batch.
+pub(crate) fn batch_result(batch: RecordBatch) -> Result<StatementResult> {
+    let schema = batch.schema();
+    let stream = MemoryStream::try_new(vec![batch], Arc::clone(&schema), None)?;
+    Ok(StatementResult::Rows(RowsResult {
+        schema,
+        stream: Box::pin(stream),
+        progress: None,
+    }))
 }

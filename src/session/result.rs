@@ -32,7 +32,10 @@ pub struct StatusResult {
 
 impl StatusResult {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), rows_affected: None }
+        Self {
+            message: message.into(),
+            rows_affected: None,
+        }
     }
 }
 

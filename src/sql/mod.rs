@@ -10,3 +10,12 @@ pub mod statement;
 
 pub use parser::{parse_expr, parse_query, parse_script};
 pub use statement::*;
+
+/// BOOTSTRAP: replaced by the dialect parser's type mapping.
+pub fn sql_type_from_ast(
+    _t: &datafusion::sql::sqlparser::ast::DataType,
+) -> crate::error::Result<crate::types::SqlType> {
+    Err(crate::error::Error::not_supported(
+        "type mapping not implemented yet",
+    ))
+}

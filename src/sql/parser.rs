@@ -19,7 +19,10 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
         let query = parse_query(part)?;
         out.push(ParsedStatement {
             statement: Statement::Query(Box::new(query)),
-            span: Span::new(Location { line: 1, column: 1 }, Location { line: 1, column: 1 }),
+            span: Span::new(
+                Location { line: 1, column: 1 },
+                Location { line: 1, column: 1 },
+            ),
             text: part.trim().to_string(),
         });
     }

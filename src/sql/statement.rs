@@ -150,7 +150,11 @@ pub enum ColumnSpecKind {
     /// `name AS expr`: computed from the other columns when read.
     Computed { expr: ast::Expr },
     /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`.
-    Metadata { data_type: SqlType, key: Option<String>, is_virtual: bool },
+    Metadata {
+        data_type: SqlType,
+        key: Option<String>,
+        is_virtual: bool,
+    },
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -190,12 +194,24 @@ pub enum AlterViewAction {
 pub enum Show {
     Catalogs,
     CurrentCatalog,
-    Databases { catalog: Option<String> },
+    Databases {
+        catalog: Option<String>,
+    },
     CurrentDatabase,
-    Tables { from: Option<ObjectName>, like: Option<LikePattern> },
-    Views { from: Option<ObjectName> },
-    Functions { user_only: bool },
-    Columns { table: ObjectName, like: Option<LikePattern> },
+    Tables {
+        from: Option<ObjectName>,
+        like: Option<LikePattern>,
+    },
+    Views {
+        from: Option<ObjectName>,
+    },
+    Functions {
+        user_only: bool,
+    },
+    Columns {
+        table: ObjectName,
+        like: Option<LikePattern>,
+    },
     CreateTable(ObjectName),
     CreateView(ObjectName),
     Jobs,
