@@ -8,14 +8,31 @@
 //!
 //! Connectors (bounded part): `filesystem` (csv, json, parquet; partitioned directories; atomic
 //! writes), `datagen` (bounded by `number-of-rows`), `print` and `blackhole` (sinks only).
+//!
+//! Files: `options` (option parsing and messages), `filesystem` (read side and options),
+//! `file_sink` (write side), `context_exec` (names the table in scan errors), `datagen`,
+//! `sinks` (`print`, `blackhole`).
+
+mod context_exec;
+mod datagen;
+mod file_sink;
+mod filesystem;
+mod options;
+mod sinks;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 
+pub use datagen::DatagenExec;
+pub use sinks::PrintTarget;
+
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
+use options::ConnectorOptions;
 
 /// The connectors Weir knows, for error messages.
 pub const CONNECTORS: &[&str] = &["blackhole", "datagen", "filesystem", "print"];
@@ -36,8 +53,58 @@ pub fn physical_schema(def: &TableDef) -> SchemaRef {
 /// `Invalid` for a missing or unknown connector, or an unknown, missing or malformed option; the
 /// message lists the valid connectors or options.
 pub fn validate(def: &TableDef) -> Result<()> {
-    let _ = def;
-    Err(Error::not_supported("connectors are not implemented yet"))
+    check(None, def)
+}
+
+/// As [`validate`], with the table's full name in the messages.
+///
+/// # Errors
+/// As [`validate`].
+pub fn validate_table(name: &str, def: &TableDef) -> Result<()> {
+    check(Some(name), def)
+}
+
+/// The connector a definition names, checked against [`CONNECTORS`].
+fn connector_of(name: Option<&str>, def: &TableDef) -> Result<&'static str> {
+    let for_table = name
+        .map(|n| format!(" for table `{n}`"))
+        .unwrap_or_default();
+    let Some(connector) = def.connector() else {
+        return Err(Error::invalid(format!(
+            "missing option 'connector'{for_table}; valid connectors: {}",
+            CONNECTORS.join(", ")
+        )));
+    };
+    CONNECTORS
+        .iter()
+        .copied()
+        .find(|c| *c == connector.trim())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown connector '{connector}'{for_table}; valid connectors: {}",
+                CONNECTORS.join(", ")
+            ))
+        })
+}
+
+fn check(name: Option<&str>, def: &TableDef) -> Result<()> {
+    let connector = connector_of(name, def)?;
+    let o = ConnectorOptions::new(name, connector, &def.options);
+    if !def.partition_keys.is_empty() && connector != "filesystem" {
+        return Err(Error::invalid(format!(
+            "{} cannot be partitioned (PARTITIONED BY)",
+            o.describe()
+        )));
+    }
+    match connector {
+        "filesystem" => filesystem::FsConfig::parse(&o, def).map(|_| ()),
+        "datagen" => datagen::validate(&o, def),
+        "print" => sinks::validate_print(&o),
+        "blackhole" => sinks::validate_blackhole(&o),
+        other => Err(Error::internal(format!(
+            "connector '{other}' is listed but has no implementation"
+        ))),
+    }
 }
 
 /// Builds the table provider for a table definition. `name` is the table's full name, used in
@@ -46,7 +113,38 @@ pub fn validate(def: &TableDef) -> Result<()> {
 /// # Errors
 /// As [`validate`]; connectors may also fail with `External` errors (e.g. a missing directory).
 pub fn create_table_provider(name: &str, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
-    let _ = name;
-    validate(def)?;
-    Err(Error::not_supported("connectors are not implemented yet"))
+    provider(name, def, None)
+}
+
+/// As [`create_table_provider`], with `print` tables writing to `target` instead of stdout or
+/// stderr (for tests and embedding).
+///
+/// # Errors
+/// As [`create_table_provider`].
+pub fn create_table_provider_with_print_target(
+    name: &str,
+    def: &TableDef,
+    target: PrintTarget,
+) -> Result<Arc<dyn TableProvider>> {
+    provider(name, def, Some(target))
+}
+
+fn provider(
+    name: &str,
+    def: &TableDef,
+    print: Option<PrintTarget>,
+) -> Result<Arc<dyn TableProvider>> {
+    validate_table(name, def)?;
+    let schema = physical_schema(def);
+    Ok(match connector_of(Some(name), def)? {
+        "filesystem" => Arc::new(filesystem::FilesystemTable::try_new(name, def, schema)?),
+        "datagen" => Arc::new(datagen::DatagenTable::try_new(name, def, schema)?),
+        "print" => Arc::new(sinks::SinkTable::print(name, def, schema, print)?),
+        "blackhole" => Arc::new(sinks::SinkTable::blackhole(name, def, schema)?),
+        other => {
+            return Err(Error::internal(format!(
+                "connector '{other}' is listed but has no implementation"
+            )));
+        }
+    })
 }

@@ -223,7 +223,7 @@ fn table_def(ct: &CreateTable) -> Result<TableDef> {
 
 /// Checks a definition by building its provider and planning its computed columns and watermark.
 fn check_table(session: &Session, path: &ObjectPath, def: &TableDef) -> Result<()> {
-    connectors::validate(def).map_err(|e| e.context(format!("in table {path}")))?;
+    connectors::validate_table(&path.to_string(), def)?;
     let mut snapshot = CatalogSnapshot {
         current_catalog: path.catalog.clone(),
         current_database: path.database.clone(),

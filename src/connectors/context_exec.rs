@@ -1,0 +1,134 @@
+//! A pass-through execution node placed on top of a connector's scan: it adds "while reading
+//! table `t`" to any error the scan raises while running (a corrupt Parquet footer, a CSV line
+//! that does not parse), so users learn which table is at fault. Rows, partitioning, ordering
+//! and statistics are the input's, unchanged.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics, StatisticsArgs,
+};
+use futures::TryStreamExt;
+
+use crate::error::Error;
+
+/// Adds the table's name to errors of the wrapped scan (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct ScanContextExec {
+    input: Arc<dyn ExecutionPlan>,
+    table: String,
+    connector: &'static str,
+}
+
+impl ScanContextExec {
+    pub(crate) fn new(
+        input: Arc<dyn ExecutionPlan>,
+        table: impl Into<String>,
+        connector: &'static str,
+    ) -> Self {
+        Self {
+            input,
+            table: table.into(),
+            connector,
+        }
+    }
+}
+
+/// Adds "while reading table `t` (connector 'c')" to a DataFusion error, keeping our own error
+/// kinds (an `External` I/O error stays `External`).
+pub(crate) fn add_read_context(
+    err: DataFusionError,
+    table: &str,
+    connector: &str,
+) -> DataFusionError {
+    let ours = Error::from(err).context(format!(
+        "while reading table `{table}` (connector '{connector}')"
+    ));
+    DataFusionError::from(ours)
+}
+
+impl DisplayAs for ScanContextExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "ScanContextExec: table={}, connector={}",
+            self.table, self.connector
+        )
+    }
+}
+
+impl ExecutionPlan for ScanContextExec {
+    fn name(&self) -> &str {
+        "ScanContextExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let [input]: [Arc<dyn ExecutionPlan>; 1] = children.try_into().map_err(|_| {
+            DataFusionError::Internal("ScanContextExec takes exactly one child".into())
+        })?;
+        Ok(Arc::new(Self {
+            input,
+            table: self.table.clone(),
+            connector: self.connector,
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let table = self.table.clone();
+        let connector = self.connector;
+        let stream = self
+            .input
+            .execute(partition, context)
+            .map_err(|e| add_read_context(e, &table, connector))?;
+        let schema = stream.schema();
+        let mapped = stream.map_err(move |e| add_read_context(e, &table, connector));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, mapped)))
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        match input_stats.first() {
+            Some(stats) => Ok(Arc::clone(stats)),
+            None => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
+    }
+}

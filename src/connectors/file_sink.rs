@@ -1,0 +1,533 @@
+//! The write side of the `filesystem` connector: a DataFusion [`DataSink`] behind
+//! `INSERT INTO` / `INSERT OVERWRITE` on a filesystem table.
+//!
+//! The input is streamed and split by partition values into Hive-style directories
+//! (`col=value/`, NULL and empty values in `partition.default-name`, unsafe characters escaped as
+//! `%XX` as Hive does); partition columns are not stored in the data files. Files are written with
+//! Arrow's writers into a staging directory `<path>/_weir_staging_<uuid>/`, rolling to a new file
+//! past `sink.rolling-policy.file-size`. Only once every row is written are the files renamed into
+//! place; then INSERT OVERWRITE deletes the old files (the whole table's when unpartitioned, those
+//! of the partitions that received rows when partitioned: Flink's dynamic overwrite). The staging
+//! directory is removed in every case, by a drop guard when the statement fails or is cancelled,
+//! so no partial file ever becomes visible.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::json::LineDelimitedWriter;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+
+use super::filesystem::{Format, FsConfig, Layout, is_hidden};
+use crate::error::{Error, Result};
+
+/// Writes a filesystem table's rows (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct FileSink {
+    table: String,
+    config: Arc<FsConfig>,
+    layout: Layout,
+    overwrite: bool,
+}
+
+impl FileSink {
+    pub(crate) fn new(
+        table: String,
+        config: Arc<FsConfig>,
+        layout: Layout,
+        overwrite: bool,
+    ) -> Self {
+        Self {
+            table,
+            config,
+            layout,
+            overwrite,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("table `{}` (connector 'filesystem')", self.table)
+    }
+
+    async fn write(&self, mut data: SendableRecordBatchStream) -> Result<u64> {
+        let root = &self.config.path;
+        match std::fs::metadata(root) {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::invalid(format!(
+                    "cannot write to {}: path '{}' is a file, not a directory",
+                    self.describe(),
+                    root.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(root)
+                .map_err(|e| {
+                    Error::io(format!("cannot create directory '{}'", root.display()), e)
+                })?,
+            Err(e) => return Err(Error::io(format!("cannot access '{}'", root.display()), e)),
+        }
+        let job = uuid::Uuid::new_v4().simple().to_string();
+        // Declared before the writers so it is dropped (and the directory removed) after them.
+        let staging = StagingDir::create(root.join(format!("_weir_staging_{job}")))?;
+        let mut writers: HashMap<String, RollingWriter> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut rows = 0u64;
+        while let Some(batch) = data.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            rows += batch.num_rows() as u64;
+            for (dir, part) in self.split(&batch)? {
+                let writer = match writers.get_mut(&dir) {
+                    Some(w) => w,
+                    None => {
+                        order.push(dir.clone());
+                        writers.entry(dir.clone()).or_insert(RollingWriter::new(
+                            staging.path.join(&dir),
+                            root.join(&dir),
+                            job.clone(),
+                            Arc::clone(&self.config),
+                            Arc::clone(&self.layout.data_schema),
+                        ))
+                    }
+                };
+                writer.write(&part)?;
+            }
+        }
+        let mut files = Vec::new();
+        for dir in &order {
+            if let Some(writer) = writers.remove(dir) {
+                files.extend(writer.finish()?);
+            }
+        }
+        // No await from here on: the commit cannot be interrupted by cancellation.
+        self.commit(&order, &files)?;
+        drop(staging);
+        Ok(rows)
+    }
+
+    /// Moves the written files into place, then (OVERWRITE) deletes the files they replace.
+    fn commit(&self, dirs: &[String], files: &[(PathBuf, PathBuf)]) -> Result<()> {
+        let root = &self.config.path;
+        let mut old = Vec::new();
+        if self.overwrite {
+            if self.layout.partition_indices.is_empty() {
+                old = data_files_in(root)?;
+            } else {
+                for dir in dirs {
+                    old.extend(data_files_in(&root.join(dir))?);
+                }
+            }
+        }
+        let mut moved: Vec<&Path> = Vec::new();
+        for (staged, target) in files {
+            let result = target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::rename(staged, target));
+            if let Err(e) = result {
+                // Take back what was already moved, so the table is as it was.
+                for path in moved {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::io(
+                    format!("cannot move '{}' into place", target.display()),
+                    e,
+                ));
+            }
+            moved.push(target);
+        }
+        for path in old {
+            std::fs::remove_file(&path)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot delete replaced file '{}'", path.display()),
+                        e,
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Splits a batch of the table's physical columns into the data-file batches of each
+    /// partition directory (relative path, `""` when unpartitioned).
+    fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
+        let layout = &self.layout;
+        let columns = (0..layout.schema.fields().len())
+            .filter(|i| !layout.partition_indices.contains(i))
+            .map(|i| batch.columns().get(i).cloned())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "INSERT into {} got too few columns",
+                    self.describe()
+                ))
+            })?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let data =
+            RecordBatch::try_new_with_options(Arc::clone(&layout.data_schema), columns, &options)
+                .map_err(|e| Error::from(e).context(format!("while writing {}", self.describe())))?;
+        if layout.partition_indices.is_empty() {
+            return Ok(vec![(String::new(), data)]);
+        }
+        let format = FormatOptions::default();
+        let formatters = layout
+            .partition_indices
+            .iter()
+            .map(|&i| {
+                let array = batch.column(i);
+                Ok((
+                    layout.schema.field(i).name().as_str(),
+                    array,
+                    ArrayFormatter::try_new(array.as_ref(), &format)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let mut dir = String::new();
+            for (name, array, formatter) in &formatters {
+                let value = if array.is_null(row) {
+                    String::new()
+                } else {
+                    formatter.value(row).to_string()
+                };
+                let value = if value.is_empty() {
+                    self.config.default_partition.clone()
+                } else {
+                    escape_path_name(&value)
+                };
+                dir.push_str(&escape_path_name(name));
+                dir.push('=');
+                dir.push_str(&value);
+                dir.push('/');
+            }
+            dir.pop();
+            let row =
+                u32::try_from(row).map_err(|_| Error::internal("batch too large to split"))?;
+            match index.get(&dir) {
+                Some(&g) => groups[g].1.push(row),
+                None => {
+                    index.insert(dir.clone(), groups.len());
+                    groups.push((dir, vec![row]));
+                }
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(dir, rows)| Ok((dir, take_record_batch(&data, &UInt32Array::from(rows))?)))
+            .collect()
+    }
+}
+
+/// Escapes a partition directory name as Hive's `FileUtils.escapePathName` does.
+pub(crate) fn escape_path_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let unsafe_char = c < ' '
+            || matches!(
+                c,
+                '"' | '#'
+                    | '%'
+                    | '\''
+                    | '*'
+                    | '/'
+                    | ':'
+                    | '='
+                    | '?'
+                    | '\\'
+                    | '\x7f'
+                    | '{'
+                    | '['
+                    | ']'
+                    | '^'
+            );
+        if unsafe_char {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The visible data files directly in `dir` (none when it does not exist).
+fn data_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("cannot list '{}'", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+        let path = entry.path();
+        if !is_hidden(&path) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+impl DisplayAs for FileSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "FileSink: table={}, path={}, format={}, mode={}",
+            self.table,
+            self.config.path.display(),
+            self.config.format.extension().trim_start_matches('.'),
+            if self.overwrite {
+                "overwrite"
+            } else {
+                "append"
+            }
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSink for FileSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.layout.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
+        self.write(data).await.map_err(|e| {
+            DataFusionError::from(e.context(format!("while writing {}", self.describe())))
+        })
+    }
+}
+
+/// The staging directory of one write; removed with everything in it when dropped.
+struct StagingDir {
+    path: PathBuf,
+}
+
+impl StagingDir {
+    fn create(path: PathBuf) -> Result<Self> {
+        std::fs::create_dir(&path).map_err(|e| {
+            Error::io(
+                format!("cannot create staging directory '{}'", path.display()),
+                e,
+            )
+        })?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A buffered file that counts the bytes written to it.
+struct CountingFile {
+    inner: BufWriter<File>,
+    count: Arc<AtomicU64>,
+}
+
+impl Write for CountingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum FormatWriter {
+    Csv(Box<datafusion::arrow::csv::Writer<CountingFile>>),
+    Json(LineDelimitedWriter<CountingFile>),
+    Parquet(Box<ArrowWriter<CountingFile>>),
+}
+
+/// One data file being written in the staging directory.
+struct OpenFile {
+    writer: FormatWriter,
+    bytes: Arc<AtomicU64>,
+    staged: PathBuf,
+    target: PathBuf,
+}
+
+impl OpenFile {
+    fn size(&self) -> u64 {
+        let written = self.bytes.load(Ordering::Relaxed);
+        match &self.writer {
+            FormatWriter::Parquet(w) => written + w.in_progress_size() as u64,
+            _ => written,
+        }
+    }
+
+    fn finish(self) -> Result<(PathBuf, PathBuf)> {
+        let mut file = match self.writer {
+            FormatWriter::Csv(w) => w.into_inner(),
+            FormatWriter::Json(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+            FormatWriter::Parquet(w) => w
+                .into_inner()
+                .map_err(|e| Error::external(format!("Parquet: {e}")))?,
+        };
+        file.flush()
+            .map_err(|e| Error::io(format!("cannot write '{}'", self.staged.display()), e))?;
+        Ok((self.staged, self.target))
+    }
+}
+
+/// Writes the files of one partition directory, rolling to a new file past the size limit.
+struct RollingWriter {
+    staging_dir: PathBuf,
+    target_dir: PathBuf,
+    job: String,
+    config: Arc<FsConfig>,
+    schema: SchemaRef,
+    current: Option<OpenFile>,
+    done: Vec<(PathBuf, PathBuf)>,
+    next: usize,
+}
+
+impl RollingWriter {
+    fn new(
+        staging_dir: PathBuf,
+        target_dir: PathBuf,
+        job: String,
+        config: Arc<FsConfig>,
+        schema: SchemaRef,
+    ) -> Self {
+        Self {
+            staging_dir,
+            target_dir,
+            job,
+            config,
+            schema,
+            current: None,
+            done: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn open(&mut self) -> Result<OpenFile> {
+        let name = format!(
+            "part-{}-{}{}",
+            self.job,
+            self.next,
+            self.config.format.extension()
+        );
+        self.next += 1;
+        std::fs::create_dir_all(&self.staging_dir)
+            .map_err(|e| Error::io(format!("cannot create '{}'", self.staging_dir.display()), e))?;
+        let staged = self.staging_dir.join(&name);
+        let file = File::create(&staged)
+            .map_err(|e| Error::io(format!("cannot create '{}'", staged.display()), e))?;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let out = CountingFile {
+            inner: BufWriter::new(file),
+            count: Arc::clone(&bytes),
+        };
+        let writer = match self.config.format {
+            Format::Csv => {
+                let csv = &self.config.csv;
+                let builder = CsvWriterBuilder::new()
+                    .with_header(csv.header)
+                    .with_delimiter(csv.delimiter)
+                    .with_quote(csv.quote)
+                    .with_null(csv.null_literal.clone().unwrap_or_default());
+                FormatWriter::Csv(Box::new(builder.build(out)))
+            }
+            Format::Json => FormatWriter::Json(LineDelimitedWriter::new(out)),
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(self.config.parquet_compression)
+                    .build();
+                let writer = ArrowWriter::try_new(out, Arc::clone(&self.schema), Some(props))
+                    .map_err(|e| Error::external(format!("Parquet: {e}")))?;
+                FormatWriter::Parquet(Box::new(writer))
+            }
+        };
+        Ok(OpenFile {
+            writer,
+            bytes,
+            staged,
+            target: self.target_dir.join(name),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut file = match self.current.take() {
+            Some(f) => f,
+            None => self.open()?,
+        };
+        match &mut file.writer {
+            FormatWriter::Csv(w) => w.write(batch)?,
+            FormatWriter::Json(w) => w.write(batch)?,
+            FormatWriter::Parquet(w) => w
+                .write(batch)
+                .map_err(|e| Error::external(format!("Parquet: {e}")))?,
+        }
+        if file.size() >= self.config.file_size {
+            self.done.push(file.finish()?);
+        } else {
+            self.current = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Closes the current file; returns (staged, target) paths of every file written.
+    fn finish(mut self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        if let Some(file) = self.current.take() {
+            self.done.push(file.finish()?);
+        }
+        Ok(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_hive() {
+        assert_eq!(escape_path_name("a/b=c"), "a%2Fb%3Dc");
+        assert_eq!(
+            escape_path_name("2024-01-01T10:00:00"),
+            "2024-01-01T10%3A00%3A00"
+        );
+        assert_eq!(escape_path_name("50%"), "50%25");
+        assert_eq!(escape_path_name("plain text-1.5"), "plain text-1.5");
+        assert_eq!(escape_path_name("tab\there"), "tab%09here");
+    }
+}
