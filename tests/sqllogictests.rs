@@ -35,7 +35,9 @@ impl std::error::Error for DbError {}
 fn column_type(t: &DataType) -> DefaultColumnType {
     match t {
         t if t.is_integer() => DefaultColumnType::Integer,
-        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _) | DataType::Decimal256(_, _)) => {
+        t if t.is_floating()
+            || matches!(t, DataType::Decimal128(_, _) | DataType::Decimal256(_, _)) =>
+        {
             DefaultColumnType::FloatingPoint
         }
         _ => DefaultColumnType::Text,
@@ -58,7 +60,11 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DbError> {
                     .iter()
                     .map(|f| {
                         let s = f.value(row).to_string();
-                        if s.is_empty() { "(empty)".to_string() } else { s }
+                        if s.is_empty() {
+                            "(empty)".to_string()
+                        } else {
+                            s
+                        }
                     })
                     .collect(),
             );
@@ -74,17 +80,50 @@ impl sqllogictest::AsyncDB for WeirDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
         let sql = sql.replace("__SCRATCH__", &self.scratch.display().to_string());
-        let statements = self.session.parse(&sql).map_err(|e| DbError(e.to_string()))?;
+        let statements = self
+            .session
+            .parse(&sql)
+            .map_err(|e| DbError(e.to_string()))?;
         let mut last = DBOutput::StatementComplete(0);
         for statement in &statements {
-            last = match self.session.execute(statement).await.map_err(|e| DbError(e.to_string()))? {
+            last = match self
+                .session
+                .execute(statement)
+                .await
+                .map_err(|e| DbError(e.to_string()))?
+            {
                 StatementResult::Rows(rows) => {
-                    let types = rows.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-                    let batches: Vec<RecordBatch> =
-                        rows.stream.try_collect().await.map_err(|e| DbError(weir::Error::from(e).to_string()))?;
-                    DBOutput::Rows { types, rows: format_rows(&batches)? }
+                    let types = rows
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| column_type(f.data_type()))
+                        .collect();
+                    let batches: Vec<RecordBatch> = rows
+                        .stream
+                        .try_collect()
+                        .await
+                        .map_err(|e| DbError(weir::Error::from(e).to_string()))?;
+                    // Scratch paths differ per run: show them as the placeholder the files use.
+                    let scratch = self.scratch.display().to_string();
+                    let mut rows: Vec<Vec<String>> = Vec::new();
+                    for row in format_rows(&batches)? {
+                        let row: Vec<String> = row
+                            .into_iter()
+                            .map(|v| v.replace(&scratch, "__SCRATCH__"))
+                            .collect();
+                        if row.iter().any(|v| v.contains('\n')) {
+                            // Multi-line values (plans, SHOW CREATE): one result line per text line.
+                            rows.extend(row.join(" ").lines().map(|l| vec![l.to_string()]));
+                        } else {
+                            rows.push(row);
+                        }
+                    }
+                    DBOutput::Rows { types, rows }
                 }
-                StatementResult::Status(status) => DBOutput::StatementComplete(status.rows_affected.unwrap_or(0)),
+                StatementResult::Status(status) => {
+                    DBOutput::StatementComplete(status.rows_affected.unwrap_or(0))
+                }
             };
         }
         Ok(last)
@@ -102,7 +141,9 @@ impl sqllogictest::AsyncDB for WeirDb {
 }
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
@@ -122,10 +163,15 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
         move || {
             let scratch_path = Arc::clone(&scratch_path);
             async move {
-                let session = Session::open(SessionOptions { data_dir: Some(scratch_path.join("data")) })
-                    .await
-                    .map_err(|e| DbError(e.to_string()))?;
-                Ok(WeirDb { session, scratch: scratch_path.to_path_buf() })
+                let session = Session::open(SessionOptions {
+                    data_dir: Some(scratch_path.join("data")),
+                })
+                .await
+                .map_err(|e| DbError(e.to_string()))?;
+                Ok(WeirDb {
+                    session,
+                    scratch: scratch_path.to_path_buf(),
+                })
             }
         }
     };
@@ -143,7 +189,10 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     } else {
-        runner.run_file_async(path).await.map_err(|e| e.display(true).to_string())
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(true).to_string())
     }
 }
 
@@ -157,7 +206,11 @@ async fn main() {
     slt_files(&root, &mut files);
     let (mut passed, mut failed) = (0, 0);
     for file in files {
-        let name = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }

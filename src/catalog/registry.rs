@@ -31,6 +31,13 @@ pub struct ObjectPath {
     pub name: String,
 }
 
+impl ObjectPath {
+    /// `catalog.database.name`, without quoting (for messages that quote the whole name).
+    pub fn dotted(&self) -> String {
+        format!("{}.{}.{}", self.catalog, self.database, self.name)
+    }
+}
+
 impl std::fmt::Display for ObjectPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "`{}`.`{}`.`{}`", self.catalog, self.database, self.name)

@@ -51,7 +51,7 @@ fn connector_table(
     path: &ObjectPath,
     def: &TableDef,
 ) -> Result<Arc<dyn TableProvider>> {
-    let inner = connectors::create_table_provider(&path.to_string(), def)?;
+    let inner = connectors::create_table_provider(&path.dotted(), def)?;
     if !def
         .columns
         .iter()

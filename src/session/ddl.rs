@@ -223,7 +223,7 @@ fn table_def(ct: &CreateTable) -> Result<TableDef> {
 
 /// Checks a definition by building its provider and planning its computed columns and watermark.
 fn check_table(session: &Session, path: &ObjectPath, def: &TableDef) -> Result<()> {
-    connectors::validate_table(&path.to_string(), def)?;
+    connectors::validate_table(&path.dotted(), def)?;
     let mut snapshot = CatalogSnapshot {
         current_catalog: path.catalog.clone(),
         current_database: path.database.clone(),
@@ -481,7 +481,7 @@ async fn alter_table(
     };
     match action {
         AlterTableAction::RenameTo(new) => {
-            let target = session.registry().qualify(&parts(new))?;
+            let target = rename_target(session, &path, new)?;
             if target.catalog != path.catalog || target.database != path.database {
                 return Err(Error::not_supported(
                     "ALTER TABLE ... RENAME TO another database is not supported",
@@ -516,6 +516,17 @@ async fn alter_table(
     ok("Execute statement succeeded.")
 }
 
+/// A RENAME TO name: a bare name stays in the object's own database.
+fn rename_target(session: &Session, path: &ObjectPath, new: &ObjectName) -> Result<ObjectPath> {
+    match parts(new).as_slice() {
+        [name] => Ok(ObjectPath {
+            name: name.clone(),
+            ..path.clone()
+        }),
+        more => session.registry().qualify(more),
+    }
+}
+
 async fn alter_view(
     session: &mut Session,
     name: &ObjectName,
@@ -529,7 +540,12 @@ async fn alter_view(
     };
     match action {
         AlterViewAction::RenameTo(new) => {
-            let target = session.registry().qualify(&parts(new))?;
+            let target = rename_target(session, &path, new)?;
+            if target.catalog != path.catalog || target.database != path.database {
+                return Err(Error::not_supported(
+                    "ALTER VIEW ... RENAME TO another database is not supported",
+                ));
+            }
             catalog
                 .rename_table(&path.database, &path.name, &target.name)
                 .await?;

@@ -285,8 +285,15 @@ impl Session {
             displayable(physical.as_ref()).indent(true).to_string()
         };
         let rows = vec![
-            ("logical_plan", format!("{}", optimized.display_indent())),
-            ("physical_plan", physical_text),
+            (
+                "logical_plan",
+                optimized
+                    .display_indent()
+                    .to_string()
+                    .trim_end()
+                    .to_string(),
+            ),
+            ("physical_plan", physical_text.trim_end().to_string()),
         ];
         string_rows(
             &["plan_type", "plan"],

@@ -96,7 +96,7 @@ pub(super) async fn show(
                                 .join(", ")
                         )
                     };
-                    format!("CREATE VIEW {path}{cols} AS\n{}\n", v.query)
+                    format!("CREATE VIEW {path}{cols} AS\n{}", v.query)
                 }
                 (CatalogTable::View(_), _) => {
                     return Err(Error::invalid(format!(
@@ -306,7 +306,7 @@ pub fn create_table_text(name: &str, def: &TableDef) -> String {
             )
         })
         .collect();
-    text.push_str(&format!("\nWITH (\n{}\n)\n", options.join(",\n")));
+    text.push_str(&format!("\nWITH (\n{}\n)", options.join(",\n")));
     text
 }
 

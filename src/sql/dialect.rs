@@ -1,6 +1,43 @@
-//! The Flink SQL dialect for sqlparser: backtick identifiers, Flink's keywords and parse hooks.
+//! The Flink SQL dialect for sqlparser: backtick-quoted, case-sensitive identifiers, `''` escapes
+//! in strings, and the parse hooks Flink's queries need. Everything the SQL layer tokenizes or
+//! parses goes through [`FlinkDialect`]; its output (sqlparser AST) goes to the planner.
+//!
+//! # Hooks
+//!
+//! - **`TABLE <name>` as an expression**, for window table functions:
+//!   `FROM TABLE(TUMBLE(TABLE Bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))`. sqlparser parses
+//!   `FROM TABLE(<expr>)` as `TableFactor::TableFunction`; the argument `TABLE Bid` becomes
+//!   `Expr::Function` named `TABLE` with one unnamed argument, the table's name as
+//!   `Expr::Identifier` (one part) or `Expr::CompoundIdentifier` (`cat.db.t`).
+//!   Session windows partition the table: `SESSION(TABLE Bid PARTITION BY bidder, ...)` or
+//!   `SESSION(TABLE Bid PARTITION BY (bidder, item), ...)` becomes
+//!   `TABLE(Bid, PARTITION_BY(bidder, item))`: a second, unnamed argument that is an
+//!   `Expr::Function` named `PARTITION_BY` whose arguments are the partition columns
+//!   (identifiers or other expressions, as written).
+//!   The hook only fires when `TABLE` is followed by a name, so everything else parses as before.
+//! - **`MAP[k1, v1, k2, v2]`** (Flink's map constructor) becomes `make_map(k1, v1, k2, v2)`
+//!   (DataFusion's function for it); an odd number of items is a syntax error.
+//!   `ARRAY[1, 2]` is sqlparser's own array literal.
+//! - **Named arguments** with `=>`: `TUMBLE(DATA => TABLE Bid, TIMECOL => DESCRIPTOR(ts),
+//!   SIZE => INTERVAL '10' MINUTES)` gives `FunctionArg::Named` arguments.
+//! - **`CAST(x AS <Flink type>)`** and `TRY_CAST`: the target type is parsed with Flink's type
+//!   grammar (`STRING`, `TIMESTAMP_LTZ(3)`, `TIMESTAMP(3) WITH LOCAL TIME ZONE`, `ARRAY<INT>`,
+//!   `MAP<K, V>`, `ROW<a INT>`, ...) and stored in its canonical AST form
+//!   ([`crate::sql::sql_type_to_ast`]); a type that is not Flink's falls back to sqlparser's own
+//!   type grammar (so DataFusion spellings keep working).
+//! - `FOR SYSTEM_TIME AS OF t.proctime` (temporal joins) and `COUNT(..) FILTER (WHERE ..)` are
+//!   sqlparser features switched on here.
 
+use datafusion::sql::sqlparser::ast::{
+    CastKind, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName,
+};
 use datafusion::sql::sqlparser::dialect::Dialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::sql::flink_types::{parse_flink_type, sql_type_to_ast};
 
 /// Flink SQL's lexical and syntactic conventions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -18,4 +55,197 @@ impl Dialect for FlinkDialect {
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
         ch == '`'
     }
+
+    fn supports_filter_during_aggregation(&self) -> bool {
+        true
+    }
+
+    fn supports_named_fn_args_with_rarrow_operator(&self) -> bool {
+        true
+    }
+
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
+    fn supports_group_by_expr(&self) -> bool {
+        true
+    }
+
+    fn supports_window_clause_named_window_reference(&self) -> bool {
+        true
+    }
+
+    fn supports_parens_around_table_factor(&self) -> bool {
+        true
+    }
+
+    fn supports_left_associative_joins_without_parens(&self) -> bool {
+        true
+    }
+
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        let [first, second] = parser.peek_tokens_ref::<2>();
+        let Token::Word(w) = &first.token else {
+            return None;
+        };
+        if w.quote_style.is_some() {
+            return None;
+        }
+        match w.keyword {
+            Keyword::TABLE if table_name_follows(&second.token) => {
+                Some(parse_table_argument(parser))
+            }
+            Keyword::MAP if second.token == Token::LBracket => Some(parse_map_constructor(parser)),
+            Keyword::CAST | Keyword::TRY_CAST if second.token == Token::LParen => {
+                let kind = if w.keyword == Keyword::CAST {
+                    CastKind::Cast
+                } else {
+                    CastKind::TryCast
+                };
+                match parser.maybe_parse(|p| parse_flink_cast(p, kind.clone())) {
+                    Ok(Some(expr)) => Some(Ok(expr)),
+                    Ok(None) => None, // not a Flink type: let sqlparser try its own type grammar
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Does the token after `TABLE` start a table name (and not a clause keyword)?
+fn table_name_follows(token: &Token) -> bool {
+    match token {
+        Token::Word(w) if w.quote_style.is_some() => true,
+        Token::Word(w) => !matches!(
+            w.keyword,
+            Keyword::FROM
+                | Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::HAVING
+                | Keyword::ORDER
+                | Keyword::LIMIT
+                | Keyword::UNION
+                | Keyword::EXCEPT
+                | Keyword::INTERSECT
+                | Keyword::AS
+                | Keyword::ON
+                | Keyword::AND
+                | Keyword::OR
+                | Keyword::IS
+                | Keyword::IN
+                | Keyword::NOT
+                | Keyword::LIKE
+                | Keyword::BETWEEN
+                | Keyword::JOIN
+                | Keyword::INNER
+                | Keyword::LEFT
+                | Keyword::RIGHT
+                | Keyword::FULL
+                | Keyword::CROSS
+                | Keyword::WINDOW
+                | Keyword::WHEN
+                | Keyword::THEN
+                | Keyword::ELSE
+                | Keyword::END
+                | Keyword::OVER
+                | Keyword::PARTITION
+                | Keyword::SELECT
+                | Keyword::VALUES
+                | Keyword::WITH
+                | Keyword::SET
+        ),
+        _ => false,
+    }
+}
+
+/// `TABLE name [PARTITION BY expr, ...]` → `TABLE(name [, PARTITION_BY(expr, ...)])`.
+fn parse_table_argument(p: &mut Parser) -> Result<Expr, ParserError> {
+    p.expect_keyword_is(Keyword::TABLE)?;
+    let name = p.parse_object_name(false)?;
+    let mut idents: Vec<Ident> = name
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident().cloned())
+        .collect();
+    if idents.len() != name.0.len() || idents.is_empty() {
+        return p.expected("a table name after TABLE", p.peek_token());
+    }
+    let table = if idents.len() == 1 {
+        Expr::Identifier(idents.remove(0))
+    } else {
+        Expr::CompoundIdentifier(idents)
+    };
+    let mut args = vec![table];
+    if p.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
+        // One column, or several in parentheses (as in Flink's grammar).
+        let cols = if p.consume_token(&Token::LParen) {
+            let cols = p.parse_comma_separated(Parser::parse_expr)?;
+            p.expect_token(&Token::RParen)?;
+            cols
+        } else {
+            vec![p.parse_expr()?]
+        };
+        args.push(function("PARTITION_BY", cols));
+    }
+    Ok(function("TABLE", args))
+}
+
+/// Flink's map constructor `MAP[k1, v1, k2, v2, ...]` → DataFusion's `make_map(k1, v1, ...)`.
+fn parse_map_constructor(p: &mut Parser) -> Result<Expr, ParserError> {
+    p.expect_keyword_is(Keyword::MAP)?;
+    p.expect_token(&Token::LBracket)?;
+    let items = if p.peek_token_ref().token == Token::RBracket {
+        Vec::new()
+    } else {
+        p.parse_comma_separated(Parser::parse_expr)?
+    };
+    let close = p.expect_token(&Token::RBracket)?;
+    if items.len() % 2 != 0 {
+        return Err(ParserError::ParserError(format!(
+            "MAP[...] needs key/value pairs (an even number of items), found {} items{}",
+            items.len(),
+            close.span.start
+        )));
+    }
+    Ok(function("make_map", items))
+}
+
+/// A plain function call expression `name(args...)`.
+pub(crate) fn function(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+/// `CAST ( expr AS <flink type> )`.
+fn parse_flink_cast(p: &mut Parser, kind: CastKind) -> Result<Expr, ParserError> {
+    p.next_token(); // CAST / TRY_CAST
+    p.expect_token(&Token::LParen)?;
+    let expr = p.parse_expr()?;
+    p.expect_keyword_is(Keyword::AS)?;
+    let t = parse_flink_type(p)?;
+    p.expect_token(&Token::RParen)?;
+    Ok(Expr::Cast {
+        kind,
+        expr: Box::new(expr),
+        data_type: sql_type_to_ast(&t),
+        array: false,
+        format: None,
+    })
 }

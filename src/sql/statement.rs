@@ -20,6 +20,7 @@ pub struct ParsedStatement {
 
 /// A Flink SQL statement.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per statement; boxing would only add noise
 pub enum Statement {
     /// `SELECT ...`, `VALUES ...`, `WITH ... SELECT ...`.
     Query(Box<ast::Query>),
@@ -144,6 +145,7 @@ pub struct ColumnSpec {
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum ColumnSpecKind {
     /// `name TYPE [NOT NULL]`.
     Physical { data_type: SqlType, nullable: bool },
