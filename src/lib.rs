@@ -32,3 +32,4 @@ pub mod types;
 
 pub use error::{Error, ErrorKind, Result};
 pub use session::{Session, SessionOptions, StatementResult};
+pub use sql::ParsedStatement;

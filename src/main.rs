@@ -1,1 +1,228 @@
-fn main() {}
+//! The `weir` binary: the command line in front of the shell. It parses arguments, sets up
+//! logging, opens a [`weir::Session`] (persistent in `--data-dir`, or `--in-memory`), runs an
+//! init script, then either runs SQL non-interactively (`-e`, `-f`, or a script on stdin) or
+//! starts the interactive shell. Subcommands (`weir serve`, `weir bench`) will hang off
+//! [`Command`].
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::runtime::Handle;
+use weir::shell::{self, OutputFormat, RunOptions, ShellConfig};
+use weir::{Session, SessionOptions};
+
+/// Weir: a SQL-first batch and stream query engine speaking Flink SQL.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    shell: ShellArgs,
+}
+
+/// Subcommands; without one, `weir` runs SQL or the shell.
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Options of the SQL shell / runner (the default command).
+#[derive(Debug, Args)]
+struct ShellArgs {
+    /// Where the persistent catalog and the shell history live [env: WEIR_DATA_DIR] [default:
+    /// ~/.weir]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Keep everything in memory: nothing is read from or written to a data directory.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+
+    /// Run these SQL statements and exit.
+    #[arg(
+        short = 'e',
+        long = "execute",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    execute: Option<String>,
+
+    /// Run the SQL script in FILE and exit.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Run the SQL script in FILE first (silently, unless it fails).
+    #[arg(short = 'i', long = "init", value_name = "FILE")]
+    init: Option<PathBuf>,
+
+    /// How to print results of -e / -f (the interactive shell uses the session's result mode).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    output: Option<OutputArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputArg {
+    Table,
+    Tableau,
+    Csv,
+    Json,
+}
+
+impl From<OutputArg> for OutputFormat {
+    fn from(arg: OutputArg) -> Self {
+        match arg {
+            OutputArg::Table => OutputFormat::Table,
+            OutputArg::Tableau => OutputFormat::Tableau,
+            OutputArg::Csv => OutputFormat::Csv,
+            OutputArg::Json => OutputFormat::Json,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    // Two runtimes: queries run on a multi-threaded one; the shell (terminal, Ctrl-C, timers
+    // for the progress line) on the main thread, where busy query threads cannot starve it.
+    let runtimes = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|shell| {
+            let queries = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("weir-query")
+                .build()?;
+            Ok((shell, queries))
+        });
+    let (shell_runtime, query_runtime) = match runtimes {
+        Ok(rts) => rts,
+        Err(e) => {
+            eprintln!("[ERROR] cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match shell_runtime.block_on(run(cli, query_runtime.handle().clone())) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("[ERROR] {e:#}");
+            ExitCode::FAILURE
+        }
+    };
+    // Cancelled queries may still be winding down: do not wait for them.
+    query_runtime.shutdown_background();
+    code
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(command) => match command {},
+        None => run_sql(cli.shell, executor).await,
+    }
+}
+
+/// The data directory: `--data-dir`, else `$WEIR_DATA_DIR`, else `~/.weir`; none in memory.
+fn data_dir(args: &ShellArgs) -> anyhow::Result<Option<PathBuf>> {
+    if args.in_memory {
+        return Ok(None);
+    }
+    if let Some(dir) = &args.data_dir {
+        return Ok(Some(dir.clone()));
+    }
+    if let Some(dir) = std::env::var_os("WEIR_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Ok(Some(PathBuf::from(dir)));
+    }
+    let home = dirs::home_dir()
+        .context("cannot find the home directory; use --data-dir DIR or --in-memory")?;
+    Ok(Some(home.join(".weir")))
+}
+
+fn read_script(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn run_sql(args: ShellArgs, executor: Handle) -> anyhow::Result<ExitCode> {
+    let data_dir = data_dir(&args)?;
+    // What to run non-interactively, if anything: -e, -f, or a script piped into stdin.
+    let script = match (&args.execute, &args.file) {
+        (Some(sql), _) => Some(sql.clone()),
+        (None, Some(path)) => Some(read_script(path)?),
+        (None, None) if !std::io::stdin().is_terminal() => {
+            let mut sql = String::new();
+            std::io::stdin()
+                .read_to_string(&mut sql)
+                .context("cannot read SQL from stdin")?;
+            Some(sql)
+        }
+        (None, None) => None,
+    };
+
+    let open = Session::open(SessionOptions {
+        data_dir: data_dir.clone(),
+    });
+    let mut session = match shell::on_runtime(Some(&executor), open).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+
+    if let Some(init) = &args.init {
+        let sql = read_script(init)?;
+        let silent = RunOptions {
+            executor: Some(executor.clone()),
+            silent: true,
+            ..RunOptions::default()
+        };
+        if let Err(e) =
+            shell::run_script(&mut session, &sql, &silent, &mut stdout, &mut stderr).await
+        {
+            eprintln!(
+                "[ERROR] {e}\n  while running the init script {}",
+                init.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+
+    match script {
+        Some(sql) => {
+            let options = RunOptions {
+                executor: Some(executor.clone()),
+                output: args.output.map(Into::into),
+                ..RunOptions::default()
+            };
+            let result =
+                shell::run_script(&mut session, &sql, &options, &mut stdout, &mut stderr).await;
+            let _ = stdout.flush();
+            match result {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("{}", shell::print::format_error(&e));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        None => {
+            let config = ShellConfig {
+                history_file: data_dir.map(|d| d.join("history")),
+                executor: Some(executor),
+            };
+            shell::run_interactive(&mut session, config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

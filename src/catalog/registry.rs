@@ -75,8 +75,10 @@ impl CatalogRegistry {
             temporary: BTreeMap::new(),
             data_dir: data_dir.map(Path::to_path_buf),
         };
-        if let Some(path) = registry.store_path() {
-            if path.exists() {
+        if let Some(path) = registry.store_path()
+            && path.exists()
+        {
+            {
                 let text = fs::read_to_string(&path)
                     .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
                 let created: BTreeMap<String, BTreeMap<String, String>> =

@@ -139,7 +139,7 @@ pub fn qualify_query(query: &mut ast::Query, catalog: &str, database: &str) {
         if parts.len() < 2 {
             full.push(ObjectNamePart::Identifier(Ident::with_quote('`', database)));
         }
-        full.extend(name.0.drain(..));
+        full.append(&mut name.0);
         name.0 = full;
     };
     let _ = ast::visit_relations_mut(query, |name| {

@@ -21,13 +21,14 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
 
+pub use crate::sql::ParsedStatement;
 pub use result::{Progress, RowsResult, StatementResult, StatusResult};
 
 use crate::catalog::registry::CatalogRegistry;
 use crate::catalog::snapshot::CatalogSnapshot;
 use crate::error::{Error, Result};
 use crate::planner::{self, PlanningContext, resolve};
-use crate::sql::{self, ParsedStatement, Statement};
+use crate::sql::{self, Statement};
 
 /// How to open a [`Session`].
 #[derive(Debug, Clone, Default)]
