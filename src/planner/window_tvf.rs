@@ -422,41 +422,27 @@ fn plan_window(
     for e in &args[2..] {
         durations.push(interval_millis(function, e.clone(), context)?);
     }
-    let kind = match (function, durations.as_slice()) {
-        ("TUMBLE", [size]) => WindowKind::Tumble {
-            size: *size,
-            offset: 0,
+    // `order_args` checked the argument count; the offset is optional.
+    let at = |i: usize| durations.get(i).copied();
+    let required = |i: usize| {
+        at(i).ok_or_else(|| Error::invalid(format!("{function}: missing an interval argument")))
+    };
+    let kind = match function {
+        "TUMBLE" => WindowKind::Tumble {
+            size: required(0)?,
+            offset: at(1).unwrap_or(0),
         },
-        ("TUMBLE", [size, offset]) => WindowKind::Tumble {
-            size: *size,
-            offset: *offset,
+        "HOP" => WindowKind::Hop {
+            slide: required(0)?,
+            size: required(1)?,
+            offset: at(2).unwrap_or(0),
         },
-        ("HOP", [slide, size]) => WindowKind::Hop {
-            slide: *slide,
-            size: *size,
-            offset: 0,
+        "CUMULATE" => WindowKind::Cumulate {
+            step: required(0)?,
+            size: required(1)?,
+            offset: at(2).unwrap_or(0),
         },
-        ("HOP", [slide, size, offset]) => WindowKind::Hop {
-            slide: *slide,
-            size: *size,
-            offset: *offset,
-        },
-        ("CUMULATE", [step, size]) => WindowKind::Cumulate {
-            step: *step,
-            size: *size,
-            offset: 0,
-        },
-        ("CUMULATE", [step, size, offset]) => WindowKind::Cumulate {
-            step: *step,
-            size: *size,
-            offset: *offset,
-        },
-        ("SESSION", [gap]) => WindowKind::Session { gap: *gap },
-        _ => {
-            return Err(Error::invalid(format!(
-                "{function}: wrong number of interval arguments"
-            )));
-        }
+        _ => WindowKind::Session { gap: required(0)? },
     };
     let resolve = |c: Column| -> crate::Result<Column> {
         let (q, f) = input
