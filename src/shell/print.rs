@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -98,13 +98,15 @@ impl TableShape {
     /// The cells of a batch's rows, formatted with Arrow's display formatting (NULL as
     /// [`NULL_TEXT`]).
     pub fn format_rows(&self, batch: &RecordBatch) -> Result<Vec<Vec<String>>> {
-        let options = FormatOptions::new().with_null(NULL_TEXT);
         let formatters = self
             .sources
             .iter()
             .map(|source| match source {
                 Some(i) => match batch.columns().get(*i) {
-                    Some(array) => Ok(Some(ArrayFormatter::try_new(array.as_ref(), &options)?)),
+                    Some(array) => {
+                        let options = display_options(array.data_type());
+                        Ok(Some(ArrayFormatter::try_new(array.as_ref(), &options)?))
+                    }
                     None => Err(Error::internal(format!(
                         "result batch has {} columns, expected at least {}",
                         batch.num_columns(),
@@ -378,6 +380,26 @@ fn bytes_to_string(bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| Error::internal(format!("output is not UTF-8: {e}")))
 }
 
+/// How a column's values are shown: NULL as [`NULL_TEXT`], timestamps as Flink's client shows
+/// them (`2024-01-01 10:00:00.000`, with as many fraction digits as the type's precision).
+fn display_options(data_type: &DataType) -> FormatOptions<'static> {
+    let options = FormatOptions::new().with_null(NULL_TEXT);
+    let DataType::Timestamp(unit, tz) = data_type else {
+        return options;
+    };
+    let format = match unit {
+        TimeUnit::Second => "%Y-%m-%d %H:%M:%S",
+        TimeUnit::Millisecond => "%Y-%m-%d %H:%M:%S%.3f",
+        TimeUnit::Microsecond => "%Y-%m-%d %H:%M:%S%.6f",
+        TimeUnit::Nanosecond => "%Y-%m-%d %H:%M:%S%.9f",
+    };
+    if tz.is_some() {
+        options.with_timestamp_tz_format(Some(format))
+    } else {
+        options.with_timestamp_format(Some(format))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -386,6 +408,22 @@ mod tests {
     use datafusion::arrow::datatypes::Field;
 
     use super::*;
+
+    #[test]
+    fn timestamps_are_shown_as_flink_shows_them() {
+        use datafusion::arrow::array::{
+            Array, TimestampMicrosecondArray, TimestampMillisecondArray,
+        };
+        let ms = TimestampMillisecondArray::from(vec![Some(1_704_103_200_500), None]);
+        let options = display_options(ms.data_type());
+        let f = ArrayFormatter::try_new(&ms, &options).unwrap();
+        assert_eq!(f.value(0).to_string(), "2024-01-01 10:00:00.500");
+        assert_eq!(f.value(1).to_string(), NULL_TEXT);
+        let us = TimestampMicrosecondArray::from(vec![1_704_103_200_000_001]).with_timezone("UTC");
+        let options = display_options(us.data_type());
+        let f = ArrayFormatter::try_new(&us, &options).unwrap();
+        assert_eq!(f.value(0).to_string(), "2024-01-01 10:00:00.000001");
+    }
 
     fn string_column(values: &[Option<&str>]) -> ArrayRef {
         Arc::new(StringArray::from(values.to_vec()))
