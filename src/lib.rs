@@ -20,6 +20,7 @@
 //! - `shell` (and later `flight`, `bench`): only `session` and `error`.
 
 pub mod batch;
+pub mod bench;
 pub mod catalog;
 pub mod connectors;
 pub mod error;

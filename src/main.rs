@@ -26,7 +26,44 @@ struct Cli {
 
 /// Subcommands; without one, `weir` runs SQL or the shell.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a benchmark through the Session API and report timings.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Benchmarks of `weir bench`.
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// TPC-H: data generated once as Parquet, then the 22 queries.
+    Tpch(TpchArgs),
+}
+
+/// Options of `weir bench tpch`.
+#[derive(Debug, Args)]
+struct TpchArgs {
+    /// Scale factor (1 = about 1 GB of raw data).
+    #[arg(long, value_name = "SF", default_value_t = 1.0)]
+    scale: f64,
+    /// Where the Parquet data lives [default: ~/.weir/bench/tpch-sf<SF>]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Queries to run, e.g. 1,3,5-7 [default: all 22]
+    #[arg(long, value_name = "LIST", default_value = "")]
+    queries: String,
+    /// Timed iterations per query.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    iterations: usize,
+    /// Check answers against DuckDB (when python3 can import duckdb).
+    #[arg(long)]
+    verify: bool,
+    /// Write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Query parallelism (parallelism.default) and data generation threads.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
 
 /// Options of the SQL shell / runner (the default command).
 #[derive(Debug, Args)]
@@ -126,9 +163,43 @@ fn init_logging() {
 
 async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(command) => match command {},
+        Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench_tpch(args, executor).await,
         None => run_sql(cli.shell, executor).await,
     }
+}
+
+/// `weir bench tpch`: runs the benchmark on the query runtime, prints the table, writes JSON.
+async fn run_bench_tpch(args: TpchArgs, executor: Handle) -> anyhow::Result<ExitCode> {
+    let options = weir::bench::TpchOptions {
+        scale: args.scale,
+        data_dir: args.data,
+        queries: weir::bench::queries::parse_selection(&args.queries)?,
+        iterations: args.iterations,
+        verify: args.verify,
+        threads: args.threads,
+    };
+    let run = async move {
+        let mut progress = |line: &str| eprintln!("{line}");
+        weir::bench::run_tpch(&options, &mut progress).await
+    };
+    let report = match shell::on_runtime(Some(&executor), run).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    print!("{}", report.to_table());
+    if let Some(path) = &args.output {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The data directory: `--data-dir`, else `$WEIR_DATA_DIR`, else `~/.weir`; none in memory.
