@@ -17,13 +17,14 @@
 //! - `planner`: `error`, `types`, `sql`, `catalog`, `connectors`.
 //! - `batch`: `error`, `planner` (its logical nodes).
 //! - `session`: all of the above.
-//! - `shell` (and later `flight`, `bench`): only `session` and `error`.
+//! - `shell`, `flight`, `bench` (the front doors): only `session` and `error`.
 
 pub mod batch;
 pub mod bench;
 pub mod catalog;
 pub mod connectors;
 pub mod error;
+pub mod flight;
 pub mod functions;
 pub mod planner;
 pub mod session;

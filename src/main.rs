@@ -1,8 +1,8 @@
 //! The `weir` binary: the command line in front of the shell. It parses arguments, sets up
 //! logging, opens a [`weir::Session`] (persistent in `--data-dir`, or `--in-memory`), runs an
 //! init script, then either runs SQL non-interactively (`-e`, `-f`, or a script on stdin) or
-//! starts the interactive shell. Subcommands (`weir serve`, `weir bench`) will hang off
-//! [`Command`].
+//! starts the interactive shell. `weir serve` starts the Flight SQL server; later subcommands
+//! (`weir bench`) hang off [`Command`].
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,8 @@ enum Command {
     /// Run a benchmark through the Session API and report timings.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve Arrow Flight SQL (bounded queries, DDL/DML, metadata) to JDBC/ADBC clients.
+    Serve(ServeArgs),
 }
 
 /// Benchmarks of `weir bench`.
@@ -63,6 +65,26 @@ struct TpchArgs {
     /// Query parallelism (parallelism.default) and data generation threads.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+}
+
+/// Options of `weir serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The address to listen on. There is no authentication yet: the default is loopback only.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+
+    /// Where the persistent catalog lives [env: WEIR_DATA_DIR] [default: ~/.weir]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Keep everything in memory (each client connection has its own catalog).
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
 }
 
 /// Options of the SQL shell / runner (the default command).
@@ -164,6 +186,7 @@ fn init_logging() {
 async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench_tpch(args, executor).await,
+        Some(Command::Serve(args)) => serve(args, executor).await,
         None => run_sql(cli.shell, executor).await,
     }
 }
@@ -202,12 +225,52 @@ async fn run_bench_tpch(args: TpchArgs, executor: Handle) -> anyhow::Result<Exit
     })
 }
 
+/// `weir serve`: the Flight SQL server, on the query runtime, until Ctrl-C.
+async fn serve(args: ServeArgs, executor: Handle) -> anyhow::Result<ExitCode> {
+    let data_dir = resolve_data_dir(args.in_memory, args.data_dir.as_ref())?;
+    let server = executor.spawn(async move {
+        let listener = weir::flight::bind(&args.host, args.port).await?;
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| format!("{}:{}", args.host, args.port));
+        if weir::flight::is_loopback(&args.host) {
+            eprintln!(
+                "Weir Flight SQL server listening on grpc://{addr} (no authentication yet: loopback only; use --host to listen elsewhere)"
+            );
+        } else {
+            eprintln!(
+                "Weir Flight SQL server listening on grpc://{addr}\n[WARNING] no authentication yet: anyone who can reach {addr} can run SQL"
+            );
+        }
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        weir::flight::serve_on(listener, SessionOptions { data_dir }, shutdown).await
+    });
+    match server.await {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => {
+            eprintln!("[ERROR] {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::anyhow!("the Flight SQL server stopped: {e}")),
+    }
+}
+
 /// The data directory: `--data-dir`, else `$WEIR_DATA_DIR`, else `~/.weir`; none in memory.
 fn data_dir(args: &ShellArgs) -> anyhow::Result<Option<PathBuf>> {
-    if args.in_memory {
+    resolve_data_dir(args.in_memory, args.data_dir.as_ref())
+}
+
+fn resolve_data_dir(
+    in_memory: bool,
+    data_dir: Option<&PathBuf>,
+) -> anyhow::Result<Option<PathBuf>> {
+    if in_memory {
         return Ok(None);
     }
-    if let Some(dir) = &args.data_dir {
+    if let Some(dir) = data_dir {
         return Ok(Some(dir.clone()));
     }
     if let Some(dir) = std::env::var_os("WEIR_DATA_DIR").filter(|d| !d.is_empty()) {

@@ -1,0 +1,358 @@
+//! End-to-end tests of `weir serve`'s Flight SQL endpoint: the server runs in-process on an
+//! ephemeral loopback port and arrow-flight's `FlightSqlServiceClient` drives it over gRPC.
+
+use std::net::SocketAddr;
+
+use arrow_flight::FlightInfo;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer;
+use futures::TryStreamExt;
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic::transport::Channel;
+use weir::SessionOptions;
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<weir::Result<()>>,
+}
+
+impl Server {
+    async fn start(options: SessionOptions) -> Server {
+        let listener = weir::flight::bind("127.0.0.1", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(weir::flight::serve_on(listener, options, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        FlightSqlServiceClient::new(channel)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Reads every endpoint of a FlightInfo.
+async fn fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Result<Vec<RecordBatch>, FlightError> {
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("endpoint without a ticket");
+        let stream = client.do_get(ticket).await?;
+        batches.extend(stream.try_collect::<Vec<_>>().await?);
+    }
+    Ok(batches)
+}
+
+async fn query(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, FlightError> {
+    let info = client.execute(sql.to_string(), None).await?;
+    fetch(client, info).await
+}
+
+fn status(err: FlightError) -> tonic::Status {
+    match err {
+        FlightError::Tonic(status) => *status,
+        other => panic!("expected a gRPC status, got {other}"),
+    }
+}
+
+/// The values of a string column across batches.
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let array = batch.column_by_name(column).expect("column");
+        let array = array.as_string::<i32>();
+        out.extend((0..array.len()).map(|i| array.value(i).to_string()));
+    }
+    out
+}
+
+/// The values of an integer column (any width) across batches.
+fn ints(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let array = batch.column_by_name(column).expect("column");
+        let array = cast(array, &DataType::Int64).expect("an integer column");
+        out.extend(array.as_primitive::<Int64Type>().values().iter().copied());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_with_rows() {
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    let info = client
+        .execute(
+            "SELECT x, CONCAT('v', CAST(x AS STRING)) AS s FROM (VALUES (1), (2), (3)) AS t(x) ORDER BY x"
+                .to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let schema = info.clone().try_decode_schema().unwrap();
+    assert_eq!(schema.field(0).name(), "x");
+    assert_eq!(schema.field(1).name(), "s");
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(ints(&batches, "x"), vec![1, 2, 3]);
+    assert_eq!(strings(&batches, "s"), vec!["v1", "v2", "v3"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_result_streams_in_several_batches() {
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    client
+        .execute_update(
+            "CREATE TABLE g (id INT) WITH ('connector' = 'datagen', 'number-of-rows' = '50000', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '50000')"
+                .to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let batches = query(&mut client, "SELECT id FROM g").await.unwrap();
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(total, 50000);
+    assert!(batches.len() > 1, "{} batches", batches.len());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_insert_then_select() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(SessionOptions {
+        data_dir: Some(dir.path().join("data")),
+    })
+    .await;
+    let mut client = server.client().await;
+    let path = dir.path().join("t");
+    let ddl = format!(
+        "CREATE TABLE t (id INT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv')",
+        path.display()
+    );
+    assert_eq!(client.execute_update(ddl, None).await.unwrap(), 0);
+    let inserted = client
+        .execute_update(
+            "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')".to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 3);
+    let batches = query(&mut client, "SELECT id, name FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(ints(&batches, "id"), vec![1, 2, 3]);
+    assert_eq!(strings(&batches, "name"), vec!["a", "b", "c"]);
+
+    // The table is in the persistent catalog: another client sees it.
+    let mut other = server.client().await;
+    let batches = query(&mut other, "SELECT COUNT(*) AS n FROM t")
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+
+    // DDL sent as a query runs once and answers its status line.
+    let batches = query(&mut client, "CREATE VIEW v AS SELECT id FROM t")
+        .await
+        .unwrap();
+    assert_eq!(strings(&batches, "result").len(), 1);
+    let err = status(
+        client
+            .execute_update("CREATE VIEW v AS SELECT id FROM t".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::AlreadyExists, "{err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_keep_the_connection_usable() {
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+
+    let err = status(
+        client
+            .execute("SELEC 1".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(
+        err.message().contains("line 1, column"),
+        "{}",
+        err.message()
+    );
+
+    let err = status(
+        client
+            .execute("SELECT * FROM no_such_table".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+
+    let err = status(
+        client
+            .execute_update("SELECT 1".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    // Same client, same connection: a good query still works.
+    let batches = query(&mut client, "SELECT 42 AS answer").await.unwrap();
+    assert_eq!(ints(&batches, "answer"), vec![42]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_is_fetched_once() {
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    let info = client
+        .execute("SELECT 1 AS x".to_string(), None)
+        .await
+        .unwrap();
+    let again = info.clone();
+    fetch(&mut client, info).await.unwrap();
+    let err = status(fetch(&mut client, again).await.unwrap_err());
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_calls() {
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    for sql in [
+        "CREATE DATABASE sales",
+        "CREATE TABLE sales.orders (id INT, amount DOUBLE) WITH ('connector' = 'datagen', 'number-of-rows' = '3')",
+        "CREATE VIEW sales.big_orders AS SELECT id FROM sales.orders WHERE amount > 10",
+    ] {
+        client.execute_update(sql.to_string(), None).await.unwrap();
+    }
+
+    let info = client.get_catalogs().await.unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(strings(&batches, "catalog_name"), vec!["default_catalog"]);
+
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: Some("default_catalog".to_string()),
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    let mut dbs = strings(&batches, "db_schema_name");
+    dbs.sort();
+    assert_eq!(dbs, vec!["default_database", "sales"]);
+
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: Some("sal%".to_string()),
+        })
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(strings(&batches, "db_schema_name"), vec!["sales"]);
+
+    let info = client
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: Some("sales".to_string()),
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(
+        strings(&batches, "table_name"),
+        vec!["big_orders", "orders"]
+    );
+    assert_eq!(strings(&batches, "table_type"), vec!["VIEW", "TABLE"]);
+    let schemas = batches[0].column_by_name("table_schema").unwrap();
+    let orders_schema = try_schema_from_ipc_buffer(schemas.as_binary::<i32>().value(1)).unwrap();
+    let names: Vec<_> = orders_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, vec!["id", "amount"]);
+
+    let info = client
+        .get_tables(CommandGetTables {
+            catalog: Some("default_catalog".to_string()),
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: Some("ord%".to_string()),
+            table_types: vec!["TABLE".to_string()],
+            include_schema: false,
+        })
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(strings(&batches, "table_name"), vec!["orders"]);
+    assert_eq!(strings(&batches, "db_schema_name"), vec!["sales"]);
+
+    let info = client.get_table_types().await.unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(strings(&batches, "table_type"), vec!["TABLE", "VIEW"]);
+
+    let info = client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerVersion,
+        ])
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+    // The values are a dense union; the server name is its string child.
+    let values = batches[0].column_by_name("value").unwrap();
+    let union = values.as_union();
+    let names = union.child(0).as_string::<i32>();
+    let all: Vec<_> = (0..names.len())
+        .map(|i| names.value(i).to_string())
+        .collect();
+    assert!(all.contains(&"Weir".to_string()), "{all:?}");
+    assert!(
+        all.contains(&env!("CARGO_PKG_VERSION").to_string()),
+        "{all:?}"
+    );
+    server.stop().await;
+}
