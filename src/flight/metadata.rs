@@ -137,17 +137,7 @@ pub async fn table_schema(
 
 /// Flight SQL filter patterns (as SQL LIKE): `%` any run of characters, `_` one character.
 pub fn like_matches(pattern: &str, value: &str) -> bool {
-    fn go(p: &[char], v: &[char]) -> bool {
-        match p.split_first() {
-            None => v.is_empty(),
-            Some(('%', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
-            Some(('_', rest)) => !v.is_empty() && go(rest, &v[1..]),
-            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    go(&p, &v)
+    crate::session::sql_like(pattern, value)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use datafusion::physical_plan::{collect, displayable, execute_stream};
 
 pub use crate::sql::ParsedStatement;
 pub use result::{Progress, RowsResult, StatementResult, StatusResult};
+pub use show::sql_like;
 
 use crate::catalog::registry::CatalogRegistry;
 use crate::catalog::snapshot::CatalogSnapshot;

@@ -154,25 +154,43 @@ fn filter(names: Vec<String>, like: Option<&LikePattern>) -> Vec<String> {
         .collect()
 }
 
-/// SQL LIKE: `%` any run, `_` one character.
+/// `SHOW ... [NOT] LIKE|ILIKE 'pattern'`.
 fn like_matches(like: &LikePattern, value: &str) -> bool {
-    fn go(p: &[char], v: &[char]) -> bool {
-        match p.split_first() {
-            None => v.is_empty(),
-            Some(('%', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
-            Some(('_', rest)) => !v.is_empty() && go(rest, &v[1..]),
-            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
-        }
-    }
-    let (p, v): (Vec<char>, Vec<char>) = if like.case_insensitive {
-        (
-            like.pattern.to_lowercase().chars().collect(),
-            value.to_lowercase().chars().collect(),
-        )
+    let matched = if like.case_insensitive {
+        sql_like(&like.pattern.to_lowercase(), &value.to_lowercase())
     } else {
-        (like.pattern.chars().collect(), value.chars().collect())
+        sql_like(&like.pattern, value)
     };
-    go(&p, &v) != like.negated
+    matched != like.negated
+}
+
+/// SQL LIKE without escapes: `%` matches any run of characters, `_` exactly one. Linear in the
+/// pattern times the value (no backtracking blow-up on patterns like `%%%%a`).
+pub fn sql_like(pattern: &str, value: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    // reachable[j]: the pattern prefix read so far can match the first j characters of the value.
+    let mut reachable = vec![false; v.len() + 1];
+    reachable[0] = true;
+    for c in &p {
+        let mut next = vec![false; v.len() + 1];
+        match c {
+            '%' => {
+                let mut any = false;
+                for j in 0..=v.len() {
+                    any |= reachable[j];
+                    next[j] = any;
+                }
+            }
+            _ => {
+                for j in 0..v.len() {
+                    next[j + 1] = reachable[j] && (*c == '_' || *c == v[j]);
+                }
+            }
+        }
+        reachable = next;
+    }
+    reachable[v.len()]
 }
 
 pub(super) async fn describe(
@@ -321,4 +339,21 @@ pub(super) fn set_listing(options: &BTreeMap<String, String>) -> Result<Statemen
         &["key", "value"],
         all.into_iter().map(|(k, v)| vec![k, v]).collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql_like;
+
+    #[test]
+    fn like_patterns() {
+        assert!(sql_like("%a_c%", "xxabcyy"));
+        assert!(!sql_like("a_c", "abbc"));
+        assert!(sql_like("", ""));
+        assert!(sql_like("%", ""));
+        assert!(!sql_like(
+            "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%b",
+            &"a".repeat(200)
+        ));
+    }
 }
