@@ -71,12 +71,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
                 let i = table_schema.index_of(c).map_err(|_| {
                     Error::not_found(format!(
                         "INSERT INTO {path}: no column `{c}`; columns: {}",
-                        table_schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        super::column_names(table_schema.fields())
                     ))
                 })?;
                 if fixed.iter().any(|(f, _)| *f == i) {

@@ -25,3 +25,14 @@ use crate::error::Result;
 pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
     Ok(SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query.clone())))?)
 }
+
+/// `a, b, c`: a schema's column names, for error messages.
+pub(crate) fn column_names<'a>(
+    fields: impl IntoIterator<Item = &'a datafusion::arrow::datatypes::FieldRef>,
+) -> String {
+    fields
+        .into_iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

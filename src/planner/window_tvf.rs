@@ -73,12 +73,7 @@ impl WindowTvfNode {
                     "{} window: time column `{}` not found; columns: {}",
                     kind.name(),
                     time_column.name,
-                    input_schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    super::column_names(input_schema.fields())
                 ))
             })?;
         check_time_type(&time_column.name, time_field.data_type())?;
@@ -452,13 +447,7 @@ fn plan_window(
                 Error::not_found(format!(
                     "{function}: column `{}` not found in the input; columns: {}",
                     c.name,
-                    input
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    super::column_names(input.schema().fields())
                 ))
             })?;
         Ok(Column::new(q.cloned(), f.name()))
