@@ -61,25 +61,25 @@ impl WindowKind {
             WindowKind::Hop { slide, size, .. } => {
                 positive("slide", slide)?;
                 positive("size", size)?;
-                if size % slide != 0 {
-                    return Err(Error::invalid(format!(
-                        "HOP window size ({size} ms) must be an integral multiple of the slide ({slide} ms)"
-                    )));
-                }
-                Ok(())
+                self.check_multiple(size, "slide", slide)
             }
             WindowKind::Cumulate { step, size, .. } => {
                 positive("step", step)?;
                 positive("size", size)?;
-                if size % step != 0 {
-                    return Err(Error::invalid(format!(
-                        "CUMULATE window size ({size} ms) must be an integral multiple of the step ({step} ms)"
-                    )));
-                }
-                Ok(())
+                self.check_multiple(size, "step", step)
             }
             WindowKind::Session { gap } => positive("gap", gap),
         }
+    }
+
+    fn check_multiple(&self, size: i64, what: &str, unit: i64) -> Result<()> {
+        if size % unit == 0 {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "{} window size ({size} ms) must be an integral multiple of the {what} ({unit} ms)",
+            self.name()
+        )))
     }
 
     /// The windows `[start, end)` (in ms) a row with time `ts` (ms) belongs to.
