@@ -30,6 +30,7 @@ pub mod planner;
 pub mod session;
 pub mod shell;
 pub mod sql;
+pub mod stream;
 pub mod types;
 
 pub use error::{Error, ErrorKind, Result};

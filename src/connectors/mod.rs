@@ -148,3 +148,15 @@ fn provider(
         }
     })
 }
+
+/// True when reading the table ends (a bounded source). `auto` runtime mode runs statements
+/// over bounded tables in batch and anything else in streaming.
+pub fn is_bounded(def: &TableDef) -> bool {
+    let has = |k: &str| def.options.contains_key(k);
+    match def.connector().map(str::trim) {
+        Some("datagen") => has("number-of-rows"),
+        Some("nexmark") => has("events.num"),
+        Some("filesystem") => !has("source.monitor-interval"),
+        _ => true,
+    }
+}

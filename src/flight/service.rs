@@ -203,6 +203,7 @@ fn batch_stream(batch: RecordBatch) -> DoGetStream {
             futures::stream::once(async { Ok(batch) }),
         )),
         progress: None,
+        changelog: false,
     })
 }
 
@@ -224,6 +225,7 @@ fn status_rows(status: &StatusResult) -> Result<RowsResult> {
             futures::stream::once(async { Ok(batch) }),
         )),
         progress: None,
+        changelog: false,
     })
 }
 

@@ -145,7 +145,7 @@ pub fn check_time_type(column: &str, data_type: &DataType) -> Result<()> {
 }
 
 /// The time column as milliseconds since the epoch.
-fn millis(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
+pub fn millis(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
     let tz = match column.data_type() {
         DataType::Timestamp(_, tz) => tz.clone(),
         other => {

@@ -34,6 +34,8 @@ pub struct PlanningContext<'a> {
     relation_planners: Vec<Arc<dyn RelationPlanner>>,
     type_planner: Arc<dyn TypePlanner>,
     pub(crate) view_depth: Cell<usize>,
+    /// Planning for the streaming engine: tables with a `WATERMARK` get a watermark node.
+    pub(crate) streaming: bool,
 }
 
 impl<'a> PlanningContext<'a> {
@@ -47,7 +49,15 @@ impl<'a> PlanningContext<'a> {
             relation_planners,
             type_planner: Arc::new(super::types::FlinkTypePlanner),
             view_depth: Cell::new(0),
+            streaming: false,
         }
+    }
+
+    /// A context that plans for the streaming engine (see [`super::watermark`]).
+    pub fn streaming(state: &'a SessionState, snapshot: &'a CatalogSnapshot) -> Self {
+        let mut ctx = Self::new(state, snapshot);
+        ctx.streaming = true;
+        ctx
     }
 
     /// The fully qualified name a table reference stands for.

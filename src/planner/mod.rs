@@ -11,6 +11,7 @@ pub mod insert;
 pub mod resolve;
 pub mod tables;
 pub mod types;
+pub mod watermark;
 pub mod window_tvf;
 
 use datafusion::logical_expr::LogicalPlan;

@@ -52,14 +52,30 @@ fn connector_table(
     def: &TableDef,
 ) -> Result<Arc<dyn TableProvider>> {
     let inner = connectors::create_table_provider(&path.dotted(), def)?;
-    if !def
+    let computed = def
         .columns
         .iter()
-        .any(|c| matches!(c.kind, ColumnKind::Computed { .. }))
-    {
+        .any(|c| matches!(c.kind, ColumnKind::Computed { .. }));
+    let watermark = def.watermark.as_ref().filter(|_| ctx.streaming);
+    if !computed && watermark.is_none() {
         return Ok(inner);
     }
-    let plan = read_plan(ctx, path, def, Arc::clone(&inner))?;
+    let mut plan = read_plan(ctx, path, def, Arc::clone(&inner))?;
+    if let Some(wm) = watermark {
+        let ast = sql::parse_expr(&wm.expr)?;
+        let expr = SqlToRel::new(ctx)
+            .sql_to_expr(ast, plan.schema(), &mut PlannerContext::new())
+            .map_err(|e| {
+                Error::from(e).context(format!("in WATERMARK FOR `{}` AS {}", wm.column, wm.expr))
+            })?;
+        plan = LogicalPlan::Extension(datafusion::logical_expr::Extension {
+            node: Arc::new(super::watermark::WatermarkNode {
+                input: plan,
+                column: wm.column.clone(),
+                expr,
+            }),
+        });
+    }
     Ok(Arc::new(ComputedColumnsTable { inner, plan }))
 }
 

@@ -7,8 +7,10 @@
 
 pub mod config;
 mod ddl;
+pub mod jobs;
 pub mod result;
 mod show;
+mod streaming;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +46,9 @@ pub struct Session {
     registry: CatalogRegistry,
     options: BTreeMap<String, String>,
     state: SessionState,
+    jobs: jobs::Jobs,
+    /// The text of the statement being run (names streaming jobs).
+    current_text: String,
 }
 
 impl Session {
@@ -59,6 +64,8 @@ impl Session {
             registry,
             options,
             state,
+            jobs: jobs::Jobs::default(),
+            current_text: String::new(),
         })
     }
 
@@ -73,6 +80,7 @@ impl Session {
     /// # Errors
     /// Any error of the statement, with its line:column where it has one.
     pub async fn execute(&mut self, statement: &ParsedStatement) -> Result<StatementResult> {
+        self.current_text = statement.text.clone();
         self.execute_statement(&statement.statement)
             .await
             .map_err(|e| {
@@ -138,27 +146,36 @@ impl Session {
         resolve::build_snapshot(&self.registry, resolve::statement_relations(statement)).await
     }
 
-    fn check_runtime_mode(&self) -> Result<()> {
-        match self.option("execution.runtime-mode").as_deref() {
-            Some("streaming") => Err(Error::not_supported(
-                "'execution.runtime-mode' = 'streaming' is not supported yet; use 'batch' or 'auto' for bounded tables",
-            )),
-            _ => Ok(()),
-        }
+    /// The session's streaming jobs (`SHOW JOBS`).
+    pub fn jobs(&self) -> &jobs::Jobs {
+        &self.jobs
+    }
+
+    /// Waits until every streaming job over bounded sources has ended (e.g. at the end of a
+    /// script); returns each one's id and how it ended.
+    pub async fn wait_for_bounded_jobs(&self) -> Vec<(String, crate::stream::runtime::JobStatus)> {
+        self.jobs.wait_bounded().await
     }
 
     async fn execute_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
         match statement {
             Statement::Query(query) => {
-                self.check_runtime_mode()?;
                 let snapshot = self.snapshot(statement).await?;
+                if self.streaming_for(&snapshot)? {
+                    return self.stream_query(&snapshot, query).await;
+                }
                 let plan =
                     planner::plan_query(&PlanningContext::new(&self.state, &snapshot), query)?;
                 self.run_query(&plan).await
             }
             Statement::Insert(insert) => {
-                self.check_runtime_mode()?;
                 let snapshot = self.snapshot(statement).await?;
+                if self.streaming_for(&snapshot)? {
+                    let name = self.current_text.clone();
+                    return self
+                        .stream_inserts(&snapshot, std::slice::from_ref(insert), name)
+                        .await;
+                }
                 let (_, plan) = planner::insert::plan_insert(
                     &PlanningContext::new(&self.state, &snapshot),
                     insert,
@@ -167,8 +184,11 @@ impl Session {
                 Ok(inserted(rows))
             }
             Statement::StatementSet(inserts) => {
-                self.check_runtime_mode()?;
                 let snapshot = self.snapshot(statement).await?;
+                if self.streaming_for(&snapshot)? {
+                    let name = self.current_text.clone();
+                    return self.stream_inserts(&snapshot, inserts, name).await;
+                }
                 let mut plans = Vec::new();
                 {
                     let ctx = PlanningContext::new(&self.state, &snapshot);
@@ -224,6 +244,7 @@ impl Session {
             schema: stream.schema(),
             stream,
             progress: Some(Progress::new(physical)),
+            changelog: false,
         }))
     }
 
@@ -250,15 +271,30 @@ impl Session {
         details: &[String],
         analyze: bool,
     ) -> Result<StatementResult> {
-        if let Some(d) = details
-            .iter()
-            .find(|d| d.as_str() != "ESTIMATED_COST" && d.as_str() != "PLAN_ADVICE")
-        {
+        if let Some(d) = details.iter().find(|d| {
+            !matches!(
+                d.as_str(),
+                "ESTIMATED_COST" | "PLAN_ADVICE" | "CHANGELOG_MODE"
+            )
+        }) {
             return Err(Error::not_supported(format!(
-                "EXPLAIN {d} is not supported yet (it needs the streaming planner)"
+                "EXPLAIN {d} is not supported yet"
             )));
         }
         let snapshot = self.snapshot(statement).await?;
+        let changelog = details.iter().any(|d| d == "CHANGELOG_MODE");
+        if changelog || self.streaming_for(&snapshot)? {
+            if analyze {
+                return Err(Error::not_supported(
+                    "EXPLAIN ANALYZE of a streaming statement is not supported yet",
+                ));
+            }
+            let rows = self.stream_explain(&snapshot, statement).await?;
+            return string_rows(
+                &["plan_type", "plan"],
+                rows.into_iter().map(|(a, b)| vec![a, b]).collect(),
+            );
+        }
         let plan = {
             let ctx = PlanningContext::new(&self.state, &snapshot);
             match statement {
@@ -352,5 +388,6 @@ pub(crate) fn batch_result(batch: RecordBatch) -> Result<StatementResult> {
         schema,
         stream: Box::pin(stream),
         progress: None,
+        changelog: false,
     }))
 }

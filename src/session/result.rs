@@ -20,6 +20,9 @@ pub struct RowsResult {
     pub stream: SendableRecordBatchStream,
     /// For long queries: how much the query has read so far.
     pub progress: Option<Progress>,
+    /// A streaming query's changelog: the first column is `op` (`+I`, `-U`, `+U`, `-D`) and the
+    /// rows are changes to apply in order (see `stream::changes::materialize`), not final rows.
+    pub changelog: bool,
 }
 
 /// A statement's outcome without rows, e.g. "Table created." or "3 rows inserted.".

@@ -1,0 +1,76 @@
+//! Streaming jobs of a session: `INSERT INTO` in streaming mode runs as a background job.
+//! `SHOW JOBS` lists them with their state and counters, `STOP JOB '<id>'` cancels one. Jobs
+//! belong to the session: when it is dropped, its jobs stop.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::stream::runtime::{JobStatus, RunningJob};
+
+pub struct JobEntry {
+    pub id: String,
+    pub name: String,
+    pub started: DateTime<Utc>,
+    pub job: RunningJob,
+    /// Every source is bounded: the job ends by itself.
+    pub bounded: bool,
+}
+
+#[derive(Default)]
+pub struct Jobs {
+    entries: Vec<JobEntry>,
+}
+
+impl Jobs {
+    /// Registers a launched job; returns its id (32 hex digits, like Flink's job ids).
+    pub fn add(&mut self, name: String, job: RunningJob, bounded: bool) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.entries.push(JobEntry {
+            id: id.clone(),
+            name,
+            started: Utc::now(),
+            job,
+            bounded,
+        });
+        id
+    }
+
+    pub fn get(&self, id: &str) -> Option<&JobEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn entries(&self) -> &[JobEntry] {
+        &self.entries
+    }
+
+    /// Cancels a running job.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id; `Invalid` when the job is no longer running.
+    pub async fn stop(&mut self, id: &str) -> Result<()> {
+        let entry = self
+            .entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or_else(|| Error::not_found(format!("no job with id '{id}'; see SHOW JOBS")))?;
+        let status = entry.job.status();
+        if !status.is_running() {
+            return Err(Error::invalid(format!(
+                "job '{id}' is not running (it is {})",
+                status.name()
+            )));
+        }
+        entry.job.cancel();
+        entry.job.wait().await;
+        Ok(())
+    }
+
+    /// Waits for every job over bounded sources to end (the end of a `-f` script).
+    pub async fn wait_bounded(&self) -> Vec<(String, JobStatus)> {
+        let mut out = Vec::new();
+        for e in self.entries.iter().filter(|e| e.bounded) {
+            out.push((e.id.clone(), e.job.wait().await));
+        }
+        out
+    }
+}

@@ -1,0 +1,507 @@
+//! Lowering: a DataFusion [`LogicalPlan`] (planned for streaming: tables with a watermark carry a
+//! [`WatermarkNode`]) becomes a [`StreamGraph`]. Each logical node maps to one operator (or a
+//! source); while lowering, every node gets its changelog mode (append-only or retract, with an
+//! upsert key when one is known) and its time attributes, which decide how the consumers behave
+//! (a `GROUP BY window_start, window_end` over a window TVF is a window aggregate that fires on
+//! watermarks; over anything else it is an updating aggregate).
+//!
+//! Operator-specific lowering lives next to each operator in [`super::ops`]; this file holds
+//! the walk, the stateless nodes and the sources.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DFSchema;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::changes::ChangelogMode;
+use super::ops;
+use super::runtime::{Edge, GraphNode, NodeKind, OperatorFactory, Partitioning, StreamGraph};
+use super::source::PhysicalPlanSource;
+use crate::error::{Error, Result};
+use crate::functions::window::WindowKind;
+use crate::planner::watermark::WatermarkNode;
+use crate::planner::window_tvf::{WindowTvfNode, describe};
+
+/// Time attributes of a lowered relation's columns.
+#[derive(Debug, Clone, Default)]
+pub struct Times {
+    /// Columns that are event-time attributes (the watermark refers to them).
+    pub rowtime: Vec<usize>,
+    /// Columns that are processing-time attributes (`PROCTIME()`).
+    pub proctime: Vec<usize>,
+    /// The `window_start` / `window_end` columns of a windowed relation (a window TVF's output, or
+    /// a window aggregate's output that kept them).
+    pub window: Option<WindowCols>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WindowCols {
+    pub start: usize,
+    pub end: usize,
+    /// The window is over processing time (fires on the wall clock, not on watermarks).
+    pub proctime: bool,
+}
+
+impl Times {
+    /// The time attributes after a projection: `sources[i]` is the input column that output
+    /// column `i` passes through unchanged, if any.
+    pub fn project(&self, sources: &[Option<usize>]) -> Times {
+        let map = |cols: &[usize]| -> Vec<usize> {
+            sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_some_and(|s| cols.contains(&s)))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let find = |col: usize| sources.iter().position(|s| *s == Some(col));
+        Times {
+            rowtime: map(&self.rowtime),
+            proctime: map(&self.proctime),
+            window: self.window.and_then(|w| {
+                Some(WindowCols {
+                    start: find(w.start)?,
+                    end: find(w.end)?,
+                    proctime: w.proctime,
+                })
+            }),
+        }
+    }
+}
+
+/// A logical node after lowering: the graph node that produces its rows, and what they are.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub id: usize,
+    pub mode: ChangelogMode,
+    pub times: Times,
+    /// Every source below is bounded (the stream ends).
+    pub bounded: bool,
+    pub parallelism: usize,
+}
+
+/// The lowering walk; operator lowerings in [`super::ops`] receive it to add their nodes.
+pub struct Lowering<'a> {
+    pub graph: StreamGraph,
+    pub state: &'a SessionState,
+    pub parallelism: usize,
+}
+
+impl<'a> Lowering<'a> {
+    /// A DataFusion physical expression for `expr` over `schema`.
+    pub fn physical_expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(self.state.create_physical_expr(expr.clone(), schema)?)
+    }
+
+    /// Adds an operator node fed by `inputs`; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_operator(
+        &mut self,
+        name: &str,
+        detail: String,
+        schema: SchemaRef,
+        mode: ChangelogMode,
+        parallelism: usize,
+        inputs: Vec<Edge>,
+        factory: OperatorFactory,
+    ) -> usize {
+        self.graph.add(GraphNode {
+            name: name.to_string(),
+            detail,
+            schema,
+            mode,
+            kind: NodeKind::Operator(factory),
+            inputs,
+            parallelism,
+        })
+    }
+
+    /// The edge from `input` to a consumer with `parallelism` instances that needs rows with equal
+    /// `keys` on one instance (`keys` empty: everything on one instance).
+    pub fn keyed_edge(&self, input: &Lowered, keys: Vec<usize>, parallelism: usize) -> Edge {
+        let partitioning = if parallelism == 1 {
+            if input.parallelism == 1 {
+                Partitioning::Forward
+            } else {
+                Partitioning::Single
+            }
+        } else if keys.is_empty() {
+            Partitioning::Single
+        } else {
+            Partitioning::Hash(keys)
+        };
+        Edge {
+            from: input.id,
+            partitioning,
+        }
+    }
+
+    /// The parallelism for a keyed operator (1 when it has no key).
+    pub fn keyed_parallelism(&self, keys: &[usize]) -> usize {
+        if keys.is_empty() { 1 } else { self.parallelism }
+    }
+
+    /// A stateless operator right after `input` (same parallelism, forward edge).
+    pub fn add_stateless(
+        &mut self,
+        input: &Lowered,
+        name: &str,
+        detail: String,
+        schema: SchemaRef,
+        factory: OperatorFactory,
+    ) -> usize {
+        let edge = Edge {
+            from: input.id,
+            partitioning: Partitioning::Forward,
+        };
+        let mode = input.mode.clone();
+        self.add_operator(
+            name,
+            detail,
+            schema,
+            mode,
+            input.parallelism,
+            vec![edge],
+            factory,
+        )
+    }
+
+    /// Lowers a logical plan (recursively).
+    pub fn lower<'b>(&'b mut self, plan: &'b LogicalPlan) -> BoxFuture<'b, Result<Lowered>> {
+        async move { self.lower_node(plan).await }.boxed()
+    }
+
+    async fn lower_node(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        match plan {
+            LogicalPlan::SubqueryAlias(a) => self.lower(&a.input).await,
+            LogicalPlan::Projection(p) => {
+                let input = self.lower(&p.input).await?;
+                let schema = Arc::new(p.schema.as_arrow().clone());
+                let mut exprs = Vec::with_capacity(p.expr.len());
+                let mut sources = Vec::with_capacity(p.expr.len());
+                let mut proctime = Vec::new();
+                for (i, e) in p.expr.iter().enumerate() {
+                    exprs.push(self.physical_expr(e, p.input.schema())?);
+                    let inner = unalias(e);
+                    sources.push(match inner {
+                        Expr::Column(c) => p.input.schema().index_of_column(c).ok(),
+                        _ => None,
+                    });
+                    if let Expr::ScalarFunction(f) = inner
+                        && f.name().eq_ignore_ascii_case("proctime")
+                    {
+                        proctime.push(i);
+                    }
+                }
+                let mut times = input.times.project(&sources);
+                times.proctime.extend(proctime);
+                let mode = project_mode(&input.mode, &sources);
+                let detail = format!(
+                    "select=[{}]",
+                    p.expr
+                        .iter()
+                        .map(|e| e.schema_name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let calc_schema = Arc::clone(&schema);
+                let id = self.add_stateless(
+                    &input,
+                    "Calc",
+                    detail,
+                    schema,
+                    Box::new(move |_| {
+                        Ok(Box::new(ops::calc::Calc {
+                            filter: None,
+                            projection: Some(exprs.clone()),
+                            schema: Arc::clone(&calc_schema),
+                        }))
+                    }),
+                );
+                self.graph.nodes[id].mode = mode.clone();
+                Ok(Lowered {
+                    id,
+                    mode,
+                    times,
+                    ..input
+                })
+            }
+            LogicalPlan::Filter(f) => {
+                if let Some(lowered) = ops::over::try_lower_top_n(self, f).await? {
+                    return Ok(lowered);
+                }
+                let input = self.lower(&f.input).await?;
+                let predicate = self.physical_expr(&f.predicate, f.input.schema())?;
+                let schema = Arc::new(f.input.schema().as_arrow().clone());
+                let calc_schema = Arc::clone(&schema);
+                let id = self.add_stateless(
+                    &input,
+                    "Calc",
+                    format!("where=[{}]", f.predicate),
+                    schema,
+                    Box::new(move |_| {
+                        Ok(Box::new(ops::calc::Calc {
+                            filter: Some(Arc::clone(&predicate)),
+                            projection: None,
+                            schema: Arc::clone(&calc_schema),
+                        }))
+                    }),
+                );
+                Ok(Lowered { id, ..input })
+            }
+            LogicalPlan::TableScan(scan) => {
+                let name = scan.table_name.to_string();
+                let physical =
+                    self.state.create_physical_plan(plan).await.map_err(|e| {
+                        Error::from(e).context(format!("while opening table `{name}`"))
+                    })?;
+                let fields: Vec<String> = scan
+                    .projected_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let bounded = matches!(
+                    datafusion::physical_plan::ExecutionPlanProperties::boundedness(&physical),
+                    datafusion::physical_plan::execution_plan::Boundedness::Bounded
+                );
+                let detail = format!("table=[[{name}]], fields=[{}]", fields.join(", "));
+                Ok(self.add_source("TableSourceScan", detail, physical, bounded))
+            }
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                let physical = self.state.create_physical_plan(plan).await?;
+                Ok(self.add_source("Values", String::new(), physical, true))
+            }
+            LogicalPlan::Union(u) => {
+                let mut inputs = Vec::new();
+                for i in &u.inputs {
+                    inputs.push(self.lower(i).await?);
+                }
+                let schema = Arc::new(u.schema.as_arrow().clone());
+                let mode = ChangelogMode::union(
+                    &inputs.iter().map(|i| i.mode.clone()).collect::<Vec<_>>(),
+                );
+                let parallelism = self.parallelism;
+                let edges = inputs
+                    .iter()
+                    .map(|i| Edge {
+                        from: i.id,
+                        partitioning: if i.parallelism == parallelism {
+                            Partitioning::Forward
+                        } else {
+                            Partitioning::Hash((0..schema.fields().len()).collect())
+                        },
+                    })
+                    .collect();
+                let union_schema = Arc::clone(&schema);
+                let id = self.add_operator(
+                    "Union",
+                    String::new(),
+                    schema,
+                    mode.clone(),
+                    parallelism,
+                    edges,
+                    Box::new(move |_| {
+                        Ok(Box::new(ops::calc::Union {
+                            schema: Arc::clone(&union_schema),
+                        }))
+                    }),
+                );
+                // Time attributes survive a union only where every input has them.
+                let first = inputs[0].times.clone();
+                let times = Times {
+                    rowtime: first
+                        .rowtime
+                        .iter()
+                        .copied()
+                        .filter(|c| inputs.iter().all(|i| i.times.rowtime.contains(c)))
+                        .collect(),
+                    proctime: first
+                        .proctime
+                        .iter()
+                        .copied()
+                        .filter(|c| inputs.iter().all(|i| i.times.proctime.contains(c)))
+                        .collect(),
+                    window: None,
+                };
+                Ok(Lowered {
+                    id,
+                    mode,
+                    times,
+                    bounded: inputs.iter().all(|i| i.bounded),
+                    parallelism,
+                })
+            }
+            LogicalPlan::Aggregate(agg) => {
+                let input = self.lower(&agg.input).await?;
+                ops::aggregate::lower(self, agg, input)
+            }
+            LogicalPlan::Join(join) => {
+                let left = self.lower(&join.left).await?;
+                let right = self.lower(&join.right).await?;
+                ops::join::lower(self, join, left, right)
+            }
+            LogicalPlan::Window(window) => {
+                let input = self.lower(&window.input).await?;
+                ops::over::lower(self, window, input)
+            }
+            LogicalPlan::Extension(ext) => {
+                let node = ext.node.as_any();
+                if let Some(wm) = node.downcast_ref::<WatermarkNode>() {
+                    let input = self.lower(&wm.input).await?;
+                    let expr = self.physical_expr(&wm.expr, wm.input.schema())?;
+                    let column = wm.column_index()?;
+                    let schema = Arc::new(wm.input.schema().as_arrow().clone());
+                    let id = self.add_stateless(
+                        &input,
+                        "WatermarkAssigner",
+                        format!("rowtime=[{}], watermark=[{}]", wm.column, wm.expr),
+                        schema,
+                        Box::new(move |_| {
+                            Ok(Box::new(ops::watermark::WatermarkAssigner::new(
+                                Arc::clone(&expr),
+                            )))
+                        }),
+                    );
+                    let mut times = input.times.clone();
+                    if !times.rowtime.contains(&column) {
+                        times.rowtime.push(column);
+                    }
+                    return Ok(Lowered { id, times, ..input });
+                }
+                if let Some(tvf) = node.downcast_ref::<WindowTvfNode>() {
+                    let input = self.lower(&tvf.input).await?;
+                    return self.lower_window_tvf(tvf, input);
+                }
+                Err(Error::not_supported(format!(
+                    "{} in a streaming query",
+                    ext.node.name()
+                )))
+            }
+            LogicalPlan::Sort(_) => Err(Error::not_supported(
+                "ORDER BY in a streaming query is not supported yet (sort the result in batch mode)",
+            )),
+            LogicalPlan::Limit(_) => Err(Error::not_supported(
+                "LIMIT / FETCH in a streaming query is not supported yet",
+            )),
+            other => Err(Error::not_supported(format!(
+                "{} in a streaming query is not supported yet",
+                other.display()
+            ))),
+        }
+    }
+
+    fn add_source(
+        &mut self,
+        name: &str,
+        detail: String,
+        physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        bounded: bool,
+    ) -> Lowered {
+        let schema = physical.schema();
+        let parallelism = self.parallelism;
+        let id = self.graph.add(GraphNode {
+            name: name.to_string(),
+            detail,
+            schema,
+            mode: ChangelogMode::InsertOnly,
+            kind: NodeKind::Source(Arc::new(PhysicalPlanSource {
+                plan: physical,
+                task: self.state.task_ctx(),
+            })),
+            inputs: vec![],
+            parallelism,
+        });
+        Lowered {
+            id,
+            mode: ChangelogMode::InsertOnly,
+            times: Times::default(),
+            bounded,
+            parallelism,
+        }
+    }
+
+    fn lower_window_tvf(&mut self, tvf: &WindowTvfNode, input: Lowered) -> Result<Lowered> {
+        if !input.mode.is_insert_only() {
+            return Err(Error::not_supported(format!(
+                "{} window over an updating input (window TVFs take append-only input, as in Flink)",
+                tvf.kind.name()
+            )));
+        }
+        let time_index = tvf.time_index()?;
+        let proctime = input.times.proctime.contains(&time_index);
+        if !proctime && !input.times.rowtime.contains(&time_index) {
+            return Err(Error::invalid(format!(
+                "{} window: `{}` is not a time attribute in streaming mode; declare a WATERMARK \
+                 for it in the table, or use a PROCTIME() column",
+                tvf.kind.name(),
+                tvf.time_column.name
+            )));
+        }
+        let n = tvf.input.schema().fields().len();
+        let schema = Arc::new(tvf.schema().as_arrow().clone());
+        let mut times = input.times.clone();
+        times.window = Some(WindowCols {
+            start: n,
+            end: n + 1,
+            proctime,
+        });
+        if proctime {
+            times.proctime.push(n + 2);
+        } else {
+            times.rowtime.push(n + 2);
+        }
+        if let WindowKind::Session { .. } = tvf.kind {
+            return ops::session::lower(self, tvf, input, times);
+        }
+        let kind = tvf.kind.clone();
+        let assign_schema = Arc::clone(&schema);
+        let id = self.add_stateless(
+            &input,
+            "WindowTableFunction",
+            format!(
+                "{}, time_col=[{}]",
+                describe(&tvf.kind),
+                tvf.time_column.name
+            ),
+            schema,
+            Box::new(move |_| {
+                Ok(Box::new(ops::window_assign::WindowAssign {
+                    kind: kind.clone(),
+                    time_index,
+                    schema: Arc::clone(&assign_schema),
+                }))
+            }),
+        );
+        Ok(Lowered { id, times, ..input })
+    }
+}
+
+use datafusion::logical_expr::UserDefinedLogicalNodeCore;
+
+/// The expression under any aliases.
+pub fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unalias(&a.expr),
+        other => other,
+    }
+}
+
+/// The changelog mode after a projection: an upsert key survives if all its columns pass through.
+fn project_mode(mode: &ChangelogMode, sources: &[Option<usize>]) -> ChangelogMode {
+    match mode {
+        ChangelogMode::InsertOnly => ChangelogMode::InsertOnly,
+        ChangelogMode::Retract { key } => ChangelogMode::Retract {
+            key: key.as_ref().and_then(|k| {
+                k.iter()
+                    .map(|c| sources.iter().position(|s| *s == Some(*c)))
+                    .collect::<Option<Vec<usize>>>()
+            }),
+        },
+    }
+}

@@ -1,0 +1,203 @@
+//! The streaming engine: runs a logical plan incrementally over (possibly unbounded) streams of
+//! changes.
+//!
+//! ```text
+//! LogicalPlan (planned for streaming: + Watermark nodes)
+//!   └─ lower: one operator per node, changelog mode + time attributes derived per node
+//!        └─ StreamGraph ─ runtime: a task per operator instance, bounded channels,
+//!                         watermark merging, keyed hash exchanges ─ sink (collect / connector)
+//! ```
+//!
+//! Files: `changes` (row kinds, changelog batches, messages, materialization), `operator` (the
+//! operator contract), `state` (keyed state tables), `runtime` (graph execution), `lower`
+//! (plan → graph), `source` (DataFusion-planned sources), `ops/` (the operators).
+//!
+//! Uses `error`, `functions`, `planner` (its logical nodes), `connectors`.
+
+pub mod changes;
+pub mod lower;
+pub mod operator;
+pub mod ops;
+pub mod runtime;
+pub mod source;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use changes::{ChangelogMode, op_schema};
+use lower::Lowering;
+use operator::StreamSettings;
+use runtime::{Edge, Partitioning, StreamGraph};
+
+/// A planned streaming `SELECT`: its graph (ending in a collect sink), the receiver of its
+/// changelog batches (leading `op` column) and their schema.
+pub struct PlannedSelect {
+    pub graph: StreamGraph,
+    pub receiver: mpsc::Receiver<RecordBatch>,
+    pub schema: SchemaRef,
+    pub bounded: bool,
+}
+
+/// Lowers an (optimized) query plan into a streaming graph that ends in a collect sink.
+///
+/// # Errors
+/// `NotSupported` for plan nodes the streaming engine cannot run yet; `Invalid` for streaming
+/// misuse (e.g. a window over a column that is not a time attribute).
+pub async fn plan_select(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    settings: StreamSettings,
+) -> Result<PlannedSelect> {
+    let parallelism = settings.parallelism.max(1);
+    let capacity = settings.channel_capacity.max(1);
+    let mut l = Lowering {
+        graph: StreamGraph::new(settings),
+        state,
+        parallelism,
+    };
+    let root = l.lower(plan).await?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let (tx, rx) = mpsc::channel(capacity);
+    let edge = Edge {
+        from: root.id,
+        partitioning: if root.parallelism == 1 {
+            Partitioning::Forward
+        } else {
+            Partitioning::Single
+        },
+    };
+    l.add_operator(
+        "Collect",
+        String::new(),
+        Arc::clone(&schema),
+        root.mode.clone(),
+        1,
+        vec![edge],
+        Box::new(move |_| Ok(Box::new(ops::collect::Collect { sender: tx.clone() }))),
+    );
+    Ok(PlannedSelect {
+        graph: l.graph,
+        receiver: rx,
+        schema: op_schema(&schema),
+        bounded: root.bounded,
+    })
+}
+
+/// Lowers (optimized) `INSERT` plans into one streaming graph (one job) ending in the tables' sinks.
+///
+/// # Errors
+/// As [`plan_select`]; `Invalid` when a sink cannot take the changes the query produces
+/// (e.g. updates into an append-only sink).
+pub async fn plan_inserts(
+    state: &SessionState,
+    plans: &[LogicalPlan],
+    settings: StreamSettings,
+) -> Result<(StreamGraph, bool)> {
+    let parallelism = settings.parallelism.max(1);
+    let mut l = Lowering {
+        graph: StreamGraph::new(settings),
+        state,
+        parallelism,
+    };
+    let mut bounded = true;
+    for plan in plans {
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(Error::internal("plan_inserts expects INSERT plans"));
+        };
+        let input = l.lower(&dml.input).await?;
+        bounded &= input.bounded;
+        ops::sink::lower(&mut l, dml, input)?;
+    }
+    Ok((l.graph, bounded))
+}
+
+/// The changelog mode a plan's root would have, for messages (`ChangelogMode` of the last node).
+pub fn root_mode(graph: &StreamGraph) -> Option<ChangelogMode> {
+    graph.nodes.last().map(|n| n.mode.clone())
+}
+
+/// Streaming settings from the session options.
+///
+/// # Errors
+/// `Invalid` for a malformed duration or number.
+pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
+    let duration = |key: &str| -> Result<Option<Duration>> {
+        match options.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                let d = parse_duration(v).map_err(|e| e.context(format!("in '{key}'")))?;
+                Ok(if d.is_zero() { None } else { Some(d) })
+            }
+        }
+    };
+    let parallelism = match options.get("parallelism.default") {
+        None => 1,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::invalid(format!("bad 'parallelism.default' '{v}'")))?,
+    };
+    let channel_capacity =
+        match options.get("weir.stream.channel-capacity") {
+            None => 16,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::invalid(format!("bad 'weir.stream.channel-capacity' '{v}'"))
+            })?,
+        };
+    Ok(StreamSettings {
+        state_ttl: duration("table.exec.state.ttl")?,
+        idle_timeout: duration("table.exec.source.idle-timeout")?,
+        channel_capacity,
+        parallelism,
+    })
+}
+
+/// Parses a Flink duration: `500 ms`, `10s`, `1 min`, `2 h`, `1 d`; a bare number is ms.
+///
+/// # Errors
+/// `Invalid` when the text is not a duration.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::invalid(format!("'{text}' is not a duration (e.g. '10 s', '1 min')"))
+    })?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
+        "m" | "min" | "mins" | "minute" | "minutes" => n * 60_000,
+        "h" | "hour" | "hours" => n * 3_600_000,
+        "d" | "day" | "days" => n * 86_400_000,
+        other => {
+            return Err(Error::invalid(format!(
+                "'{text}': unknown time unit '{other}' (use ms, s, min, h or d)"
+            )));
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10 s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1min").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! The operator contract of the streaming runtime. An operator instance only *reacts*: to a
+//! batch of changes on one of its inputs, to the merged watermark advancing, to a processing-time
+//! tick, and to the end of its (bounded) inputs. The runtime ([`super::runtime`]) owns the
+//! protocol around it: channels, watermark merging, idleness, exchanges and backpressure.
+//!
+//! # Writing an operator
+//!
+//! 1. Implement [`Operator`]. Put any per-key state in [`super::state::KeyedState`] tables whose
+//!    ids start with [`OperatorContext::state_id`] (stable across runs of the same plan).
+//! 2. Emit output with [`Output::emit`]. Emitted changes must match the node's output schema,
+//!    and must respect the node's [`super::changes::ChangelogMode`] (an insert-only node never
+//!    emits retractions).
+//! 3. Event time: rows whose time attribute is `<=` the current watermark are late. Operators
+//!    that drop late rows count them with [`OperatorContext::count_late`].
+//! 4. Watermarks: after `on_watermark(w)` returns, the runtime forwards `w` downstream, so rows
+//!    emitted during `on_watermark` reach the next operator before the watermark that released
+//!    them. Operators that *assign* watermarks (the table's `WATERMARK FOR`) set
+//!    [`Output::watermark`] instead and return `true` from [`Operator::assigns_watermarks`].
+//! 5. `on_end` runs once after every input ended (bounded streams), after a final
+//!    `on_watermark(WATERMARK_MAX)`; flush whatever is left.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::changes::Changes;
+use crate::error::Result;
+
+/// What an operator produced during one call.
+#[derive(Default)]
+pub struct Output {
+    pub(crate) changes: Vec<Changes>,
+    /// For watermark assigners only: the watermark to send downstream after this call.
+    pub watermark: Option<i64>,
+}
+
+impl Output {
+    pub fn emit(&mut self, changes: Changes) {
+        if !changes.is_empty() {
+            self.changes.push(changes);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.watermark.is_none()
+    }
+}
+
+/// One operator instance.
+#[async_trait]
+pub trait Operator: Send {
+    /// A batch of changes arrived on input `input` (0 for single-input operators; 0 = left and
+    /// 1 = right for joins).
+    async fn process(&mut self, input: usize, changes: Changes, out: &mut Output) -> Result<()>;
+
+    /// The merged watermark of the inputs advanced to `watermark`.
+    async fn on_watermark(&mut self, _watermark: i64, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// Processing-time tick, every [`Operator::tick_interval`] (processing-time windows, TTL).
+    async fn on_tick(&mut self, _now_ms: i64, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every input ended; runs after `on_watermark(WATERMARK_MAX)`.
+    async fn on_end(&mut self, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// How often [`Operator::on_tick`] should run, if at all.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// True for watermark assigners: the runtime forwards the watermarks they set in
+    /// [`Output::watermark`] instead of the merged input watermark.
+    fn assigns_watermarks(&self) -> bool {
+        false
+    }
+
+    /// Rows currently held in state (for job metrics).
+    fn state_rows(&self) -> usize {
+        0
+    }
+}
+
+/// Counters of one plan node, summed over its instances; shown by `SHOW JOBS` and job metrics.
+#[derive(Debug, Default)]
+pub struct NodeCounters {
+    pub rows_in: AtomicU64,
+    pub rows_out: AtomicU64,
+    /// Rows dropped because they arrived after the watermark closed their window / interval.
+    pub late_rows_dropped: AtomicU64,
+    pub state_rows: AtomicU64,
+}
+
+impl NodeCounters {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Settings from the session that operators read (`table.exec.*`).
+#[derive(Debug, Clone, Default)]
+pub struct StreamSettings {
+    /// `'table.exec.state.ttl'`: unwindowed state idle for longer is dropped.
+    pub state_ttl: Option<Duration>,
+    /// `'table.exec.source.idle-timeout'`: a source with no data for this long stops holding
+    /// watermarks back.
+    pub idle_timeout: Option<Duration>,
+    /// Capacity (in messages) of each channel between two operator instances.
+    pub channel_capacity: usize,
+    /// `'parallelism.default'`.
+    pub parallelism: usize,
+}
+
+/// What an operator instance knows about where it runs.
+#[derive(Clone)]
+pub struct OperatorContext {
+    /// The plan node's id (stable for a given plan).
+    pub node: usize,
+    pub instance: usize,
+    pub parallelism: usize,
+    pub counters: Arc<NodeCounters>,
+    pub settings: Arc<StreamSettings>,
+}
+
+impl OperatorContext {
+    /// The prefix of this operator's state ids: `<node>.<name>` names one state table.
+    pub fn state_id(&self, name: &str) -> String {
+        format!("{}.{name}", self.node)
+    }
+
+    pub fn count_late(&self, rows: u64) {
+        self.counters
+            .late_rows_dropped
+            .fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// For tests: a context for a single instance of node 0.
+    pub fn for_tests() -> OperatorContext {
+        OperatorContext {
+            node: 0,
+            instance: 0,
+            parallelism: 1,
+            counters: Arc::new(NodeCounters::default()),
+            settings: Arc::new(StreamSettings {
+                channel_capacity: 4,
+                parallelism: 1,
+                ..Default::default()
+            }),
+        }
+    }
+}

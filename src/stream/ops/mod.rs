@@ -1,0 +1,21 @@
+//! Streaming operators, each file with its lowering (`lower`) next to the operator:
+//!
+//! - `calc`: filter / projection, `UNION ALL` (stateless);
+//! - `watermark`: watermark assigner for `WATERMARK FOR`;
+//! - `window_assign`: `TUMBLE` / `HOP` / `CUMULATE` window TVFs (row-local);
+//! - `session`: `SESSION` window TVF (buffers rows per key until the watermark closes sessions);
+//! - `aggregate`: `GROUP BY` — window aggregates (fire on watermark) and updating aggregates
+//!   (with retraction);
+//! - `join`: regular joins with retraction, interval joins (state cleaned by watermark);
+//! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`);
+//! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
+
+pub mod aggregate;
+pub mod calc;
+pub mod collect;
+pub mod join;
+pub mod over;
+pub mod session;
+pub mod sink;
+pub mod watermark;
+pub mod window_assign;
