@@ -1,6 +1,11 @@
 //! Runs the sqllogictest files under `sql-tests/` against Weir, each file in a fresh session with
 //! its own scratch directory (`__SCRATCH__` in SQL is replaced by its path; the session's data
-//! directory is `__SCRATCH__/data`).
+//! directory is `__SCRATCH__/data`). `__DATA__` stands for `sql-tests/data` (shared input files).
+//!
+//! Files under `sql-tests/unified/` run twice, in batch mode and in streaming mode (the session
+//! starts with `SET 'execution.runtime-mode'` set accordingly and `'table.dml-sync' = 'true'`):
+//! the streaming run materializes each query's changelog and must give the same rows as batch.
+//! That is the unification invariant; queries there use `rowsort` (a changelog has no order).
 //!
 //! `cargo test --test sqllogictests` runs them all; `-- <filter>` runs files whose path contains
 //! the filter; `-- --complete` rewrites the expected output of the files from what Weir returns
@@ -79,7 +84,10 @@ impl sqllogictest::AsyncDB for WeirDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
-        let sql = sql.replace("__SCRATCH__", &self.scratch.display().to_string());
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/data");
+        let sql = sql
+            .replace("__SCRATCH__", &self.scratch.display().to_string())
+            .replace("__DATA__", &data.display().to_string());
         let statements = self
             .session
             .parse(&sql)
@@ -93,17 +101,26 @@ impl sqllogictest::AsyncDB for WeirDb {
                 .map_err(|e| DbError(e.to_string()))?
             {
                 StatementResult::Rows(rows) => {
+                    let skip = usize::from(rows.changelog);
                     let types = rows
                         .schema
                         .fields()
                         .iter()
+                        .skip(skip)
                         .map(|f| column_type(f.data_type()))
                         .collect();
-                    let batches: Vec<RecordBatch> = rows
+                    let mut batches: Vec<RecordBatch> = rows
                         .stream
                         .try_collect()
                         .await
                         .map_err(|e| DbError(weir::Error::from(e).to_string()))?;
+                    if rows.changelog {
+                        // The final result of a changelog: apply every change in order.
+                        batches = vec![
+                            weir::stream::changes::materialize(&rows.schema, &batches)
+                                .map_err(|e| DbError(e.to_string()))?,
+                        ];
+                    }
                     // Scratch paths differ per run: show them as the placeholder the files use.
                     let scratch = self.scratch.display().to_string();
                     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -155,7 +172,7 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
+async fn run_file(path: &Path, complete: bool, mode: Option<&'static str>) -> Result<(), String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let scratch_path = Arc::new(scratch.path().to_path_buf());
     let make = {
@@ -163,11 +180,19 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
         move || {
             let scratch_path = Arc::clone(&scratch_path);
             async move {
-                let session = Session::open(SessionOptions {
+                let mut session = Session::open(SessionOptions {
                     data_dir: Some(scratch_path.join("data")),
                 })
                 .await
                 .map_err(|e| DbError(e.to_string()))?;
+                if let Some(mode) = mode {
+                    session
+                        .execute_sql(&format!(
+                            "SET 'execution.runtime-mode' = '{mode}'; SET 'table.dml-sync' = 'true';"
+                        ))
+                        .await
+                        .map_err(|e| DbError(e.to_string()))?;
+                }
                 Ok(WeirDb {
                     session,
                     scratch: scratch_path.to_path_buf(),
@@ -214,14 +239,30 @@ async fn main() {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        match run_file(&file, complete).await {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
+        // Unified files: batch first (and only batch with --complete: it writes the answers).
+        let modes: &[Option<&'static str>] = if name.starts_with("unified") {
+            if complete {
+                &[Some("batch")]
+            } else {
+                &[Some("batch"), Some("streaming")]
             }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED\n{e}\n");
+        } else {
+            &[None]
+        };
+        for mode in modes {
+            let label = match mode {
+                Some(m) => format!("{name} [{m}]"),
+                None => name.clone(),
+            };
+            match run_file(&file, complete, *mode).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {label} ... ok");
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("test {label} ... FAILED\n{e}\n");
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //! Uses `error`, `types`, `sql`, `catalog`, `connectors`, `functions`.
 
 pub mod context;
+pub mod group_window;
 pub mod insert;
 pub mod resolve;
 pub mod tables;
@@ -24,7 +25,9 @@ use crate::error::Result;
 
 /// Plans a query (`SELECT`, `VALUES`, `WITH`).
 pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
-    Ok(SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query.clone())))?)
+    let mut query = query.clone();
+    group_window::rewrite(&mut query)?;
+    Ok(SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?)
 }
 
 /// `a, b, c`: a schema's column names, for error messages.

@@ -169,6 +169,7 @@ fn view_table(
     view: &ViewDef,
 ) -> Result<Arc<dyn TableProvider>> {
     let mut query = sql::parse_query(&view.query)?;
+    super::group_window::rewrite(&mut query)?;
     qualify_query(&mut query, &path.catalog, &path.database);
     let mut plan =
         SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
