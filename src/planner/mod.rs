@@ -10,6 +10,7 @@ pub mod context;
 pub mod group_window;
 pub mod insert;
 pub mod resolve;
+pub mod temporal;
 pub mod tables;
 pub mod types;
 pub mod watermark;
@@ -27,7 +28,10 @@ use crate::error::Result;
 pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
     let mut query = query.clone();
     group_window::rewrite(&mut query)?;
-    Ok(SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?)
+    let as_of = temporal::take(&mut query);
+    let plan = SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
+    temporal::check(&plan, &as_of)?;
+    Ok(plan)
 }
 
 /// `a, b, c`: a schema's column names, for error messages.

@@ -170,9 +170,11 @@ fn view_table(
 ) -> Result<Arc<dyn TableProvider>> {
     let mut query = sql::parse_query(&view.query)?;
     super::group_window::rewrite(&mut query)?;
+    let as_of = super::temporal::take(&mut query);
     qualify_query(&mut query, &path.catalog, &path.database);
     let mut plan =
         SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
+    super::temporal::check(&plan, &as_of)?;
     if !view.columns.is_empty() {
         let fields = plan.schema().columns();
         if fields.len() != view.columns.len() {

@@ -6,6 +6,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 
+pub use crate::stream::changes::{Materialized, materialize};
+
 /// The result of one statement.
 pub enum StatementResult {
     /// A result set (queries, SHOW, DESCRIBE, EXPLAIN).

@@ -4,6 +4,7 @@
 //! path ends: record batches become text on stdout.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -12,7 +13,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::session::ParsedStatement;
-use crate::session::{RowsResult, Session, StatementResult};
+use crate::session::{Materialized, RowsResult, Session, StatementResult};
 use crate::shell::print::{self, CsvPrinter, JsonPrinter, ResultMode, TablePrinter};
 use crate::shell::progress::{ProgressLine, REFRESH_EVERY};
 
@@ -131,9 +132,16 @@ pub async fn run_statement(
             Ok(())
         }
         StatementResult::Rows(rows) => {
-            let mut renderer = Renderer::new(session, &rows.schema, options)?;
-            let rows_shown =
+            let mut renderer = if rows.changelog {
+                Renderer::for_changelog(session, &rows.schema, options)?
+            } else {
+                Renderer::new(session, &rows.schema, options)?
+            };
+            let mut rows_shown =
                 drain(rows, options, started, &mut interrupt, &mut renderer, out).await?;
+            if let Renderer::Materialize { table, .. } = &renderer {
+                rows_shown = table.len();
+            }
             let footer = print::format_footer(rows_shown, started.elapsed());
             match renderer {
                 Renderer::Silent => {}
@@ -171,7 +179,26 @@ enum Renderer {
     Json(JsonPrinter),
     /// Init scripts: read everything, print nothing.
     Silent,
+    /// A streaming query's changelog shown as its current result (table mode, csv, json): the
+    /// changes are applied to a table; `live` (interactive) redraws it as it changes, otherwise
+    /// the final table is printed at the end.
+    Materialize {
+        table: Materialized,
+        inner: Box<Renderer>,
+        live: Option<LiveTable>,
+    },
 }
+
+/// The state of a live-updating table on the terminal.
+struct LiveTable {
+    schema: SchemaRef,
+    /// Lines of the last drawing (to move the cursor back over them).
+    lines: usize,
+    drawn: Option<Instant>,
+}
+
+/// How often a live table is redrawn at most.
+const LIVE_REDRAW: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Renderer {
     fn new(session: &Session, schema: &SchemaRef, options: &RunOptions) -> Result<Self> {
@@ -198,10 +225,51 @@ impl Renderer {
         })
     }
 
+    /// The renderer for a changelog result (leading `op` column): changelog and tableau modes
+    /// print every change as it comes; the others show the materialized result.
+    fn for_changelog(session: &Session, schema: &SchemaRef, options: &RunOptions) -> Result<Self> {
+        let inner = Renderer::new(session, schema, options)?;
+        if matches!(inner, Renderer::Stream(_) | Renderer::Silent) {
+            return Ok(inner);
+        }
+        let data = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            schema.fields()[1..].to_vec(),
+        ));
+        let live = matches!(inner, Renderer::Collect { .. }) && options.cancellable;
+        let inner = match inner {
+            Renderer::Collect { mode, .. } => Renderer::Collect {
+                schema: Arc::clone(&data),
+                mode,
+                batches: Vec::new(),
+                rows: 0,
+            },
+            Renderer::Csv(p, _) => Renderer::Csv(p, Arc::clone(&data)),
+            other => other,
+        };
+        Ok(Renderer::Materialize {
+            table: Materialized::new(Arc::clone(&data))?,
+            inner: Box::new(inner),
+            live: live.then(|| LiveTable {
+                schema: data,
+                lines: 0,
+                drawn: None,
+            }),
+        })
+    }
+
     /// Text to print now for one more batch, and the number of rows it holds.
     fn push(&mut self, batch: RecordBatch) -> Result<(String, usize)> {
         let n = batch.num_rows();
         let text = match self {
+            Renderer::Materialize { table, live, .. } => {
+                table.apply_op_batch(&batch)?;
+                match live {
+                    Some(l) if l.drawn.is_none_or(|t| t.elapsed() >= LIVE_REDRAW) => {
+                        redraw(l, table)?
+                    }
+                    _ => String::new(),
+                }
+            }
             Renderer::Collect { batches, rows, .. } => {
                 *rows += n;
                 batches.push(batch);
@@ -229,10 +297,34 @@ impl Renderer {
                 Ok(text)
             }
             Renderer::Stream(printer) => Ok(printer.finish()),
+            Renderer::Materialize { table, inner, live } => {
+                if let Some(l) = live {
+                    return redraw(l, table);
+                }
+                let batch = table.to_batch()?;
+                let (mut text, _) = inner.push(batch)?;
+                text.push_str(&inner.finish()?);
+                Ok(text)
+            }
             Renderer::Csv(printer, schema) => printer.finish(schema),
             Renderer::Json(_) | Renderer::Silent => Ok(String::new()),
         }
     }
+}
+
+/// Draws the current content of a live table over its previous drawing.
+fn redraw(live: &mut LiveTable, table: &Materialized) -> Result<String> {
+    let batch = table.to_batch()?;
+    let body = print::format_table(&live.schema, &[batch], ResultMode::Table)?;
+    let mut text = String::new();
+    if live.lines > 0 {
+        // Cursor up over the old drawing, then clear to the end of the screen.
+        text.push_str(&format!("\x1b[{}A\x1b[J", live.lines));
+    }
+    live.lines = body.lines().count();
+    live.drawn = Some(Instant::now());
+    text.push_str(&body);
+    Ok(text)
 }
 
 /// Reads the result stream to its end, printing as it goes; returns the number of rows.

@@ -372,6 +372,14 @@ impl Materialized {
         Ok(())
     }
 
+    /// Applies a batch with a leading `op` column (a changelog result batch).
+    ///
+    /// # Errors
+    /// As [`Materialized::apply`].
+    pub fn apply_op_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.apply(&Changes::from_op_batch(batch)?)
+    }
+
     /// Number of rows (with duplicates).
     pub fn len(&self) -> usize {
         self.rows.values().map(|(n, _)| (*n).max(0) as usize).sum()
