@@ -101,3 +101,40 @@ fn errors_and_quit() {
     p.expect("Goodbye!").unwrap();
     expect_exit_ok(&mut p);
 }
+
+/// A streaming SELECT over an unbounded source updates its table live; Ctrl-C cancels the query
+/// and returns to the prompt.
+#[test]
+fn streaming_select_updates_live_until_ctrl_c() {
+    let mut p = spawn(&["--in-memory"]);
+    p.expect("weir> ").expect("first prompt");
+    p.send_line(
+        "CREATE TABLE ticks (k INT) WITH ('connector' = 'datagen', 'rows-per-second' = '50', \
+         'fields.k.min' = '1', 'fields.k.max' = '10');",
+    )
+    .unwrap();
+    p.expect("weir> ").expect("prompt after CREATE");
+    // Unbounded source: `auto` runs it in streaming mode. One updating row: the count.
+    p.send_line("SELECT COUNT(*) AS n FROM ticks;").unwrap();
+    p.expect("| n").expect("the live table's header");
+    // The table is redrawn with a growing count: two different values appear.
+    let first = p.expect(Regex(r"\|\s+(\d+) \|")).expect("a first count");
+    let first = String::from_utf8_lossy(first.get(1).unwrap()).to_string();
+    let mut changed = false;
+    for _ in 0..20 {
+        let next = p.expect(Regex(r"\|\s+(\d+) \|")).expect("a redrawn count");
+        if String::from_utf8_lossy(next.get(1).unwrap()) != first {
+            changed = true;
+            break;
+        }
+    }
+    assert!(changed, "the count never changed from {first}");
+    p.send("\x03").unwrap();
+    p.expect("Query cancelled.").expect("cancel message");
+    p.expect("weir> ").expect("prompt after cancel");
+    p.send_line("SELECT 5 AS z;").unwrap();
+    p.expect(Regex(r"\|\s+5 \|")).expect("the shell still works");
+    p.send("\x04").unwrap();
+    p.expect("Goodbye!").expect("goodbye");
+    expect_exit_ok(&mut p);
+}
