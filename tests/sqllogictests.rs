@@ -2,8 +2,10 @@
 //! its own scratch directory (`__SCRATCH__` in SQL is replaced by its path; the session's data
 //! directory is `__SCRATCH__/data`). `__DATA__` stands for `sql-tests/data` (shared input files).
 //!
-//! Files under `sql-tests/unified/` run twice, in batch mode and in streaming mode (the session
-//! starts with `SET 'execution.runtime-mode'` set accordingly and `'table.dml-sync' = 'true'`):
+//! Files under `sql-tests/unified/` run three times: in batch mode, in streaming mode, and in
+//! streaming mode with `'parallelism.default' = '2'` (keyed operators run two instances behind
+//! hash exchanges); the session starts with `SET 'execution.runtime-mode'` set accordingly and
+//! `'table.dml-sync' = 'true'`:
 //! the streaming run materializes each query's changelog and must give the same rows as batch.
 //! That is the unification invariant; queries there use `rowsort` (a changelog has no order).
 //!
@@ -186,9 +188,15 @@ async fn run_file(path: &Path, complete: bool, mode: Option<&'static str>) -> Re
                 .await
                 .map_err(|e| DbError(e.to_string()))?;
                 if let Some(mode) = mode {
+                    // `streaming-p2`: streaming with two instances per keyed operator.
+                    let (mode, parallelism) = match mode.split_once("-p") {
+                        Some((m, p)) => (m, p),
+                        None => (mode, "1"),
+                    };
                     session
                         .execute_sql(&format!(
-                            "SET 'execution.runtime-mode' = '{mode}'; SET 'table.dml-sync' = 'true';"
+                            "SET 'execution.runtime-mode' = '{mode}'; SET 'table.dml-sync' = 'true'; \
+                             SET 'parallelism.default' = '{parallelism}';"
                         ))
                         .await
                         .map_err(|e| DbError(e.to_string()))?;
@@ -244,7 +252,7 @@ async fn main() {
             if complete {
                 &[Some("batch")]
             } else {
-                &[Some("batch"), Some("streaming")]
+                &[Some("batch"), Some("streaming"), Some("streaming-p2")]
             }
         } else {
             &[None]
