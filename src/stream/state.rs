@@ -47,10 +47,11 @@ impl KeyEncoder {
 
     /// An empty key (for operators without key columns, e.g. a global aggregate).
     pub fn empty_key() -> Result<OwnedRow> {
-        let converter = RowConverter::new(vec![])?;
-        let rows = converter.empty_rows(1, 0);
-        let row = rows.row(0).owned();
-        Ok(row)
+        // A constant one-column key: every row maps to it.
+        let converter = RowConverter::new(vec![SortField::new(DataType::Boolean)])?;
+        let column: ArrayRef = std::sync::Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]));
+        let rows = converter.convert_columns(&[column])?;
+        Ok(rows.row(0).owned())
     }
 }
 
