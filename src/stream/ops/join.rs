@@ -550,6 +550,10 @@ mod tests {
              AND l.ts BETWEEN r.ts - INTERVAL '5' SECOND AND r.ts + INTERVAL '5' SECOND",
             "SELECT l.k, v, w FROM l JOIN r ON l.k = r.k \
              AND l.ts >= r.ts AND l.ts < r.ts + INTERVAL '10' SECOND",
+            "SELECT a.k, a.window_end, a.v, b.w \
+             FROM (SELECT * FROM TABLE(TUMBLE(TABLE l, DESCRIPTOR(ts), INTERVAL '10' SECOND))) a \
+             JOIN (SELECT * FROM TABLE(TUMBLE(TABLE r, DESCRIPTOR(ts), INTERVAL '10' SECOND))) b \
+             ON a.k = b.k AND a.window_start = b.window_start AND a.window_end = b.window_end",
         ];
         for q in queries {
             s.execute_sql("SET 'execution.runtime-mode' = 'batch'")
