@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod calc;
 pub mod collect;
 pub mod join;
+pub mod join_op;
 pub mod over;
 pub mod session;
 pub mod sink;
