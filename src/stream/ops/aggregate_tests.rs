@@ -401,3 +401,62 @@ async fn unsupported_aggregates_are_named() {
     assert!(err.to_uppercase().contains("STDDEV"), "{err}");
     assert!(err.contains("not supported"), "{err}");
 }
+
+#[tokio::test]
+async fn state_ttl_forgets_idle_groups() {
+    let mut ctx = OperatorContext::for_tests();
+    ctx.settings = Arc::new(crate::stream::operator::StreamSettings {
+        state_ttl: Some(Duration::from_secs(60)),
+        ..(*ctx.settings).clone()
+    });
+    let mut op = GroupAggregate::new(count_min_spec(false), &ctx).unwrap();
+    assert_eq!(op.tick_interval(), Some(Duration::from_secs(15)));
+    let mut out = Output::default();
+    op.process(0, Changes::inserts(kv(&[("a", 1)])), &mut out)
+        .await
+        .unwrap();
+    let now = crate::stream::state::now_ms();
+    op.on_tick(now, &mut out).await.unwrap();
+    assert_eq!(op.state_rows(), 1);
+    op.on_tick(now + 61_000, &mut out).await.unwrap();
+    assert_eq!(op.state_rows(), 0);
+    // An expired group starts over (as in Flink): a new +I, nothing retracted.
+    let mut out = Output::default();
+    op.process(0, Changes::inserts(kv(&[("a", 2)])), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(lines(&out), vec!["+I a 1 2"]);
+}
+
+#[tokio::test]
+async fn processing_time_windows_fire_on_the_clock() {
+    let ctx = OperatorContext::for_tests();
+    let mut op = WindowAggregate::new(window_spec(), 1, true, ctx.clone()).unwrap();
+    assert!(op.tick_interval().is_some());
+    let mut out = Output::default();
+    op.process(
+        0,
+        Changes::inserts(windowed(&[("a", 10_000, 1), ("a", 20_000, 2)])),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    // Watermarks do not close processing-time windows, and nothing is late.
+    op.on_watermark(50_000, &mut out).await.unwrap();
+    op.on_tick(9_998, &mut out).await.unwrap();
+    assert!(out.changes.is_empty());
+    op.on_tick(9_999, &mut out).await.unwrap();
+    assert_eq!(
+        lines(&out),
+        vec!["+I 1970-01-01T00:00:00 1970-01-01T00:00:10 a 1"]
+    );
+    // The end of input flushes the rest.
+    let mut out = Output::default();
+    op.on_watermark(WATERMARK_MAX, &mut out).await.unwrap();
+    op.on_end(&mut out).await.unwrap();
+    assert_eq!(
+        lines(&out),
+        vec!["+I 1970-01-01T00:00:10 1970-01-01T00:00:20 a 2"]
+    );
+    assert_eq!(NodeCountersExt::late(&ctx), 0);
+}
