@@ -5,11 +5,12 @@
 //! - `window_assign`: `TUMBLE` / `HOP` / `CUMULATE` window TVFs (row-local);
 //! - `session`: `SESSION` window TVF (buffers rows per key until the watermark closes sessions);
 //! - `aggregate`: `GROUP BY` — window aggregates (fire on watermark) and updating aggregates
-//!   (with retraction);
+//!   (with retraction); `accumulators`: their retractable COUNT / SUM / AVG / MIN / MAX;
 //! - `join`: regular joins with retraction, interval joins (state cleaned by watermark);
 //! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`);
 //! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
 
+pub mod accumulators;
 pub mod aggregate;
 pub mod calc;
 pub mod collect;

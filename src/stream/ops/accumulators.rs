@@ -1,0 +1,603 @@
+//! Retractable accumulators of the streaming `GROUP BY` ([`super::aggregate`]): `COUNT(*)`,
+//! `COUNT(x)`, `SUM`, `AVG`, `MIN`, `MAX`, each optionally `DISTINCT` and with a
+//! `FILTER (WHERE ...)`. Every input row is added (`+I`, `+U`) or retracted (`-U`, `-D`); an
+//! accumulator's value after any sequence of additions and retractions equals the value of the
+//! same aggregate computed in batch mode (DataFusion) over the rows that remain, with the same
+//! result type (the aggregate's output field in the logical plan).
+//!
+//! `MIN` / `MAX` keep a multiset of values (value → count), so retracting the current extreme
+//! falls back to the next one. `DISTINCT` aggregates keep the same multiset and count a value
+//! while its multiplicity is positive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Float64Array, RecordBatch,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::error::{Error, Result};
+
+/// The aggregate functions with a retractable streaming implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggKind {
+    /// The kind for a DataFusion aggregate function name, if supported.
+    pub fn from_name(name: &str) -> Option<AggKind> {
+        match name.to_ascii_lowercase().as_str() {
+            "count" => Some(AggKind::Count),
+            "sum" => Some(AggKind::Sum),
+            "avg" | "mean" => Some(AggKind::Avg),
+            "min" => Some(AggKind::Min),
+            "max" => Some(AggKind::Max),
+            _ => None,
+        }
+    }
+}
+
+/// How `SUM` / `AVG` add their input: exactly as scaled integers (integers and decimals, with the
+/// decimal scale) or as doubles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NumClass {
+    Exact { scale: i8 },
+    Float,
+}
+
+/// One aggregate call of a `GROUP BY`: what it computes and over which expressions.
+pub struct AggSpec {
+    pub kind: AggKind,
+    pub distinct: bool,
+    /// The argument; `None` for `COUNT(*)`.
+    arg: Option<Arc<dyn PhysicalExpr>>,
+    /// `FILTER (WHERE ...)`: rows where it is not true are ignored by this aggregate.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    pub output_type: DataType,
+    class: Option<NumClass>,
+    /// Encodes argument values for `MIN` / `MAX` / `DISTINCT` multisets.
+    values: Option<Arc<RowConverter>>,
+}
+
+/// An aggregate's inputs for one batch: which rows count, and their values in the forms the
+/// accumulator needs.
+pub struct EvaluatedArg {
+    /// Row `i` takes part: the filter holds and the argument is not null.
+    valid: Vec<bool>,
+    exact: Option<Decimal128Array>,
+    float: Option<Float64Array>,
+    rows: Option<Rows>,
+}
+
+/// The state of one aggregate for one group.
+#[derive(Debug, Clone)]
+pub enum Acc {
+    Count(i64),
+    /// `SUM` / `AVG`: number of values and their sum (exact or float, per the input type).
+    Sum {
+        n: i64,
+        exact: i128,
+        float: f64,
+    },
+    /// `MIN` / `MAX`: value → multiplicity.
+    Extremes(BTreeMap<OwnedRow, i64>),
+    /// `COUNT` / `SUM` / `AVG` `DISTINCT`: value → multiplicity, and the sum of distinct values.
+    Distinct {
+        values: HashMap<OwnedRow, i64>,
+        exact: i128,
+        float: f64,
+    },
+}
+
+impl AggSpec {
+    /// An aggregate over `arg` (of type `input_type`) with result type `output_type`.
+    ///
+    /// # Errors
+    /// `NotSupported` for argument types the streaming accumulators cannot add up.
+    pub fn new(
+        kind: AggKind,
+        distinct: bool,
+        arg: Option<(Arc<dyn PhysicalExpr>, DataType)>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        output_type: DataType,
+    ) -> Result<AggSpec> {
+        let (arg, input_type) = match arg {
+            Some((e, t)) => (Some(e), Some(t)),
+            None => (None, None),
+        };
+        let class = match (kind, &input_type) {
+            (AggKind::Sum | AggKind::Avg, Some(t)) => Some(num_class(t).ok_or_else(|| {
+                Error::not_supported(format!(
+                    "{kind:?}({t}) in a streaming query is not supported yet"
+                ))
+            })?),
+            (AggKind::Sum | AggKind::Avg, None) => {
+                return Err(Error::invalid(format!("{kind:?} needs an argument")));
+            }
+            _ => None,
+        };
+        let needs_values = distinct || matches!(kind, AggKind::Min | AggKind::Max);
+        let values = match (&input_type, needs_values) {
+            (Some(t), true) => Some(Arc::new(RowConverter::new(vec![SortField::new(
+                t.clone(),
+            )])?)),
+            (None, true) => {
+                return Err(Error::invalid(format!("{kind:?} needs an argument")));
+            }
+            _ => None,
+        };
+        Ok(AggSpec {
+            kind,
+            distinct,
+            arg,
+            filter,
+            output_type,
+            class,
+            values,
+        })
+    }
+
+    /// A fresh (empty) accumulator.
+    pub fn new_acc(&self) -> Acc {
+        match self.kind {
+            AggKind::Min | AggKind::Max => Acc::Extremes(BTreeMap::new()),
+            _ if self.distinct => Acc::Distinct {
+                values: HashMap::new(),
+                exact: 0,
+                float: 0.0,
+            },
+            AggKind::Count => Acc::Count(0),
+            AggKind::Sum | AggKind::Avg => Acc::Sum {
+                n: 0,
+                exact: 0,
+                float: 0.0,
+            },
+        }
+    }
+
+    /// Evaluates the argument and the filter over a batch.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<EvaluatedArg> {
+        let n = batch.num_rows();
+        let mut valid = vec![true; n];
+        if let Some(f) = &self.filter {
+            let mask = f.evaluate(batch)?.into_array(n)?;
+            let mask = mask
+                .as_boolean_opt()
+                .ok_or_else(|| Error::internal("aggregate FILTER is not boolean"))?;
+            for (i, v) in valid.iter_mut().enumerate() {
+                *v = mask.is_valid(i) && mask.value(i);
+            }
+        }
+        let Some(arg) = &self.arg else {
+            return Ok(EvaluatedArg {
+                valid,
+                exact: None,
+                float: None,
+                rows: None,
+            });
+        };
+        let values: ArrayRef = arg.evaluate(batch)?.into_array(n)?;
+        for (i, v) in valid.iter_mut().enumerate() {
+            *v = *v && values.is_valid(i);
+        }
+        let (mut exact, mut float) = (None, None);
+        match self.class {
+            Some(NumClass::Exact { scale }) => {
+                let a = cast(&values, &DataType::Decimal128(38, scale))?;
+                exact = Some(a.as_primitive().clone());
+            }
+            Some(NumClass::Float) => {
+                let a = cast(&values, &DataType::Float64)?;
+                float = Some(a.as_primitive().clone());
+            }
+            None => {}
+        }
+        let rows = match &self.values {
+            Some(c) => Some(c.convert_columns(&[values])?),
+            None => None,
+        };
+        Ok(EvaluatedArg {
+            valid,
+            exact,
+            float,
+            rows,
+        })
+    }
+
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) row `row` of `arg`.
+    pub fn update(&self, acc: &mut Acc, arg: &EvaluatedArg, row: usize, sign: i64) {
+        if !arg.valid.get(row).copied().unwrap_or(false) {
+            return;
+        }
+        let exact = arg.exact.as_ref().map(|a| a.value(row)).unwrap_or(0);
+        let float = arg.float.as_ref().map(|a| a.value(row)).unwrap_or(0.0);
+        match acc {
+            Acc::Count(n) => *n += sign,
+            Acc::Sum {
+                n,
+                exact: e,
+                float: f,
+            } => {
+                *n += sign;
+                *e = e.wrapping_add(exact.wrapping_mul(sign as i128));
+                *f += float * sign as f64;
+            }
+            Acc::Extremes(map) => {
+                let Some(rows) = &arg.rows else { return };
+                let key = rows.row(row).owned();
+                let count = map.entry(key.clone()).or_insert(0);
+                *count += sign;
+                if *count == 0 {
+                    map.remove(&key);
+                }
+            }
+            Acc::Distinct {
+                values,
+                exact: e,
+                float: f,
+            } => {
+                let Some(rows) = &arg.rows else { return };
+                let key = rows.row(row).owned();
+                let count = values.entry(key.clone()).or_insert(0);
+                let before = *count;
+                *count += sign;
+                let after = *count;
+                if after == 0 {
+                    values.remove(&key);
+                }
+                if before <= 0 && after > 0 {
+                    *e = e.wrapping_add(exact);
+                    *f += float;
+                } else if before > 0 && after <= 0 {
+                    *e = e.wrapping_sub(exact);
+                    *f -= float;
+                }
+            }
+        }
+    }
+
+    /// The aggregate's current value, typed as the output field.
+    pub fn value(&self, acc: &Acc) -> Result<ScalarValue> {
+        let v = match acc {
+            Acc::Count(n) => ScalarValue::Int64(Some(*n)),
+            Acc::Sum { n, exact, float } => self.sum_or_avg(*n, *exact, *float)?,
+            Acc::Distinct {
+                values,
+                exact,
+                float,
+            } => {
+                let n = values.values().filter(|c| **c > 0).count() as i64;
+                if self.kind == AggKind::Count {
+                    ScalarValue::Int64(Some(n))
+                } else {
+                    self.sum_or_avg(n, *exact, *float)?
+                }
+            }
+            Acc::Extremes(map) => {
+                let mut present = map.iter().filter(|(_, c)| **c > 0).map(|(k, _)| k);
+                let found = if self.kind == AggKind::Min {
+                    present.next()
+                } else {
+                    present.next_back()
+                };
+                match (found, &self.values) {
+                    (Some(row), Some(conv)) => {
+                        let cols = conv.convert_rows([row.row()])?;
+                        let col = cols
+                            .first()
+                            .ok_or_else(|| Error::internal("MIN/MAX value without a column"))?;
+                        ScalarValue::try_from_array(col, 0)?
+                    }
+                    _ => ScalarValue::try_from(&self.output_type)?,
+                }
+            }
+        };
+        if v.data_type() == self.output_type {
+            Ok(v)
+        } else {
+            Ok(v.cast_to(&self.output_type)?)
+        }
+    }
+
+    fn sum_or_avg(&self, n: i64, exact: i128, float: f64) -> Result<ScalarValue> {
+        if n <= 0 {
+            return Ok(ScalarValue::try_from(&self.output_type)?);
+        }
+        let class = self
+            .class
+            .ok_or_else(|| Error::internal("SUM/AVG without a numeric class"))?;
+        Ok(match (self.kind, class) {
+            (AggKind::Sum, NumClass::Float) => ScalarValue::Float64(Some(float)),
+            (AggKind::Sum, NumClass::Exact { scale }) => match &self.output_type {
+                DataType::Decimal128(p, s) if *s == scale => {
+                    ScalarValue::Decimal128(Some(exact), *p, *s)
+                }
+                DataType::Int64 => ScalarValue::Int64(Some(exact as i64)),
+                DataType::UInt64 => ScalarValue::UInt64(Some(exact as u64)),
+                _ => ScalarValue::Decimal128(Some(exact), 38, scale),
+            },
+            (_, NumClass::Float) => ScalarValue::Float64(Some(float / n as f64)),
+            (_, NumClass::Exact { scale }) => match &self.output_type {
+                DataType::Decimal128(p, s) if *s >= scale => {
+                    // As DataFusion: scale the sum up to the result scale, then divide
+                    // (truncating).
+                    let factor = 10i128
+                        .checked_pow((*s - scale) as u32)
+                        .ok_or_else(|| Error::invalid("AVG: decimal scale overflow"))?;
+                    let scaled = exact
+                        .checked_mul(factor)
+                        .ok_or_else(|| Error::invalid("Arithmetic overflow in AVG"))?;
+                    ScalarValue::Decimal128(Some(scaled / n as i128), *p, *s)
+                }
+                _ => {
+                    let unscaled = exact as f64 / 10f64.powi(scale as i32);
+                    ScalarValue::Float64(Some(unscaled / n as f64))
+                }
+            },
+        })
+    }
+}
+
+fn num_class(t: &DataType) -> Option<NumClass> {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => Some(NumClass::Exact { scale: 0 }),
+        DataType::Decimal128(_, s) => Some(NumClass::Exact { scale: *s }),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => Some(NumClass::Float),
+        DataType::Null => Some(NumClass::Float),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::Operator as BinOp;
+    use datafusion::physical_expr::expressions::binary;
+    use datafusion::physical_expr::expressions::{Column, col, lit};
+
+    fn batch_i32(values: &[Option<i32>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values.to_vec()))]).unwrap()
+    }
+
+    fn x() -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new("x", 0))
+    }
+
+    fn run(spec: &AggSpec, b: &RecordBatch, signs: &[i64], acc: &mut Acc) {
+        let ev = spec.evaluate(b).unwrap();
+        for (i, s) in signs.iter().enumerate() {
+            spec.update(acc, &ev, i, *s);
+        }
+    }
+
+    #[test]
+    fn min_max_survive_retracting_the_extreme() {
+        let min = AggSpec::new(
+            AggKind::Min,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int32,
+        )
+        .unwrap();
+        let max = AggSpec::new(
+            AggKind::Max,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int32,
+        )
+        .unwrap();
+        let b = batch_i32(&[Some(3), Some(1), Some(1), Some(7), None]);
+        let (mut a, mut z) = (min.new_acc(), max.new_acc());
+        run(&min, &b, &[1, 1, 1, 1, 1], &mut a);
+        run(&max, &b, &[1, 1, 1, 1, 1], &mut z);
+        assert_eq!(min.value(&a).unwrap(), ScalarValue::Int32(Some(1)));
+        assert_eq!(max.value(&z).unwrap(), ScalarValue::Int32(Some(7)));
+        // Retract one of the two 1s: still 1; then the other: 3. Retract 7: max 3.
+        let r = batch_i32(&[Some(1)]);
+        run(&min, &r, &[-1], &mut a);
+        assert_eq!(min.value(&a).unwrap(), ScalarValue::Int32(Some(1)));
+        run(&min, &r, &[-1], &mut a);
+        assert_eq!(min.value(&a).unwrap(), ScalarValue::Int32(Some(3)));
+        run(&max, &batch_i32(&[Some(7)]), &[-1], &mut z);
+        assert_eq!(max.value(&z).unwrap(), ScalarValue::Int32(Some(3)));
+        // Everything gone: NULL.
+        run(&min, &batch_i32(&[Some(3), Some(7)]), &[-1, -1], &mut a);
+        assert_eq!(min.value(&a).unwrap(), ScalarValue::Int32(None));
+    }
+
+    #[test]
+    fn count_sum_avg_with_retraction_and_nulls() {
+        let count_star = AggSpec::new(AggKind::Count, false, None, None, DataType::Int64).unwrap();
+        let count = AggSpec::new(
+            AggKind::Count,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int64,
+        )
+        .unwrap();
+        let sum = AggSpec::new(
+            AggKind::Sum,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int64,
+        )
+        .unwrap();
+        let avg = AggSpec::new(
+            AggKind::Avg,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Float64,
+        )
+        .unwrap();
+        let b = batch_i32(&[Some(2), None, Some(4), Some(9)]);
+        let signs = [1, 1, 1, 1];
+        let mut accs: Vec<Acc> = [&count_star, &count, &sum, &avg]
+            .iter()
+            .map(|s| s.new_acc())
+            .collect();
+        for (s, a) in [&count_star, &count, &sum, &avg]
+            .iter()
+            .zip(accs.iter_mut())
+        {
+            run(s, &b, &signs, a);
+        }
+        assert_eq!(
+            count_star.value(&accs[0]).unwrap(),
+            ScalarValue::Int64(Some(4))
+        );
+        assert_eq!(count.value(&accs[1]).unwrap(), ScalarValue::Int64(Some(3)));
+        assert_eq!(sum.value(&accs[2]).unwrap(), ScalarValue::Int64(Some(15)));
+        assert_eq!(
+            avg.value(&accs[3]).unwrap(),
+            ScalarValue::Float64(Some(5.0))
+        );
+        // Retract 9 and the null.
+        let r = batch_i32(&[Some(9), None]);
+        for (s, a) in [&count_star, &count, &sum, &avg]
+            .iter()
+            .zip(accs.iter_mut())
+        {
+            run(s, &r, &[-1, -1], a);
+        }
+        assert_eq!(
+            count_star.value(&accs[0]).unwrap(),
+            ScalarValue::Int64(Some(2))
+        );
+        assert_eq!(count.value(&accs[1]).unwrap(), ScalarValue::Int64(Some(2)));
+        assert_eq!(sum.value(&accs[2]).unwrap(), ScalarValue::Int64(Some(6)));
+        assert_eq!(
+            avg.value(&accs[3]).unwrap(),
+            ScalarValue::Float64(Some(3.0))
+        );
+        // Retract the rest: SUM and AVG become NULL, counts 0.
+        let r = batch_i32(&[Some(2), Some(4)]);
+        for (s, a) in [&count_star, &count, &sum, &avg]
+            .iter()
+            .zip(accs.iter_mut())
+        {
+            run(s, &r, &[-1, -1], a);
+        }
+        assert_eq!(count.value(&accs[1]).unwrap(), ScalarValue::Int64(Some(0)));
+        assert_eq!(sum.value(&accs[2]).unwrap(), ScalarValue::Int64(None));
+        assert_eq!(avg.value(&accs[3]).unwrap(), ScalarValue::Float64(None));
+    }
+
+    #[test]
+    fn distinct_and_filter() {
+        let cd = AggSpec::new(
+            AggKind::Count,
+            true,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int64,
+        )
+        .unwrap();
+        let sd = AggSpec::new(
+            AggKind::Sum,
+            true,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int64,
+        )
+        .unwrap();
+        // FILTER (WHERE x > 2)
+        let schema = batch_i32(&[]).schema();
+        let pred: Arc<dyn PhysicalExpr> =
+            binary(col("x", &schema).unwrap(), BinOp::Gt, lit(2i32), &schema).unwrap();
+        let filtered =
+            AggSpec::new(AggKind::Count, false, None, Some(pred), DataType::Int64).unwrap();
+        let b = batch_i32(&[Some(5), Some(5), Some(1), Some(3)]);
+        let (mut a, mut s, mut f) = (cd.new_acc(), sd.new_acc(), filtered.new_acc());
+        run(&cd, &b, &[1, 1, 1, 1], &mut a);
+        run(&sd, &b, &[1, 1, 1, 1], &mut s);
+        run(&filtered, &b, &[1, 1, 1, 1], &mut f);
+        assert_eq!(cd.value(&a).unwrap(), ScalarValue::Int64(Some(3)));
+        assert_eq!(sd.value(&s).unwrap(), ScalarValue::Int64(Some(9)));
+        assert_eq!(filtered.value(&f).unwrap(), ScalarValue::Int64(Some(3)));
+        // Retract one 5: still distinct; then the other: gone.
+        let r = batch_i32(&[Some(5)]);
+        run(&cd, &r, &[-1], &mut a);
+        run(&sd, &r, &[-1], &mut s);
+        assert_eq!(cd.value(&a).unwrap(), ScalarValue::Int64(Some(3)));
+        assert_eq!(sd.value(&s).unwrap(), ScalarValue::Int64(Some(9)));
+        run(&cd, &r, &[-1], &mut a);
+        run(&sd, &r, &[-1], &mut s);
+        assert_eq!(cd.value(&a).unwrap(), ScalarValue::Int64(Some(2)));
+        assert_eq!(sd.value(&s).unwrap(), ScalarValue::Int64(Some(4)));
+    }
+
+    #[test]
+    fn decimal_sum_and_avg_match_datafusion_types() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "x",
+            DataType::Decimal128(5, 2),
+            true,
+        )]));
+        let values = Decimal128Array::from(vec![Some(100), Some(200), Some(201)])
+            .with_precision_and_scale(5, 2)
+            .unwrap();
+        let b = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let sum = AggSpec::new(
+            AggKind::Sum,
+            false,
+            Some((x(), DataType::Decimal128(5, 2))),
+            None,
+            DataType::Decimal128(15, 2),
+        )
+        .unwrap();
+        let avg = AggSpec::new(
+            AggKind::Avg,
+            false,
+            Some((x(), DataType::Decimal128(5, 2))),
+            None,
+            DataType::Decimal128(9, 6),
+        )
+        .unwrap();
+        let (mut s, mut a) = (sum.new_acc(), avg.new_acc());
+        run(&sum, &b, &[1, 1, 1], &mut s);
+        run(&avg, &b, &[1, 1, 1], &mut a);
+        assert_eq!(
+            sum.value(&s).unwrap(),
+            ScalarValue::Decimal128(Some(501), 15, 2)
+        );
+        // 5.01 / 3 = 1.67 (truncated at 6 digits: 1.670000)
+        assert_eq!(
+            avg.value(&a).unwrap(),
+            ScalarValue::Decimal128(Some(1_670_000), 9, 6)
+        );
+        // Strings are not summable.
+        let strings = AggSpec::new(
+            AggKind::Sum,
+            false,
+            Some((x(), DataType::Utf8)),
+            None,
+            DataType::Utf8,
+        );
+        assert!(strings.is_err());
+    }
+}
