@@ -15,6 +15,7 @@ pub mod calc;
 pub mod collect;
 pub mod join;
 pub mod over;
+pub mod over_op;
 pub mod session;
 pub mod sink;
 pub mod watermark;
