@@ -7,7 +7,8 @@
 //! - `aggregate`: `GROUP BY` — window aggregates (fire on watermark) and updating aggregates
 //!   (with retraction);
 //! - `join`: regular joins with retraction, interval joins (state cleaned by watermark);
-//! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`);
+//! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`), with the
+//!   partitioned-window operator in `over_op`;
 //! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
 
 pub mod aggregate;

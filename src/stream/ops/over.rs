@@ -37,7 +37,7 @@ struct Parts {
     /// `PARTITION BY` input columns (`None` if some key is an expression).
     partition_cols: Option<Vec<usize>>,
     detail: String,
-    /// All frames only look at preceding rows.
+    /// All frames end at the current row (and its peers) or before.
     causal: bool,
     /// Rows of history the frames need (`None`: all).
     keep_last: Option<usize>,
@@ -105,7 +105,12 @@ fn parts(l: &Lowering, window: &Window) -> Result<Parts> {
             }
         }
         let frame = &f.params.window_frame;
-        causal &= frame.is_causal();
+        // Rows released together by a watermark include all peers of the current row, so a
+        // frame ending at the current row (or before it) only needs released rows.
+        causal &= match &frame.end_bound {
+            WindowFrameBound::CurrentRow | WindowFrameBound::Preceding(_) => true,
+            WindowFrameBound::Following(v) => scalar_u64(v) == Some(0),
+        };
         // Bounded history: an aggregate over `ROWS n PRECEDING .. CURRENT ROW / m PRECEDING`.
         let bounded = match (&frame.units, &frame.start_bound, &frame.end_bound) {
             (
@@ -583,6 +588,7 @@ mod tests {
             (queries[0], "Rank("),
             (queries[1], "Deduplicate(keep=[FirstRow]"),
             (queries[5], "OverAggregate("),
+            (queries[7], "changelogMode=[I])\n      WatermarkAssigner"),
             (queries[9], "SessionWindow("),
             (queries[11], "WindowRank("),
         ] {
