@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::row::OwnedRow;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 
 use crate::error::{Error, Result};
 use crate::functions::window::{WindowKind, assign_sessions, millis};
@@ -83,10 +83,10 @@ pub fn lower(
     })
 }
 
-/// The buffered rows of one partition key, as single-row batches with their times.
+/// The buffered rows of one partition key (row format of the input), with their times.
 #[derive(Default)]
 struct Pending {
-    rows: Vec<(i64, RecordBatch)>,
+    rows: Vec<(i64, OwnedRow)>,
 }
 
 /// Buffers rows per key until the watermark closes their session.
@@ -97,6 +97,8 @@ pub struct SessionWindow {
     time_index: usize,
     keys: Vec<usize>,
     encoder: KeyEncoder,
+    /// Whole input rows to and from the compact row format of the state.
+    row_format: RowConverter,
     gap: i64,
     watermark: i64,
     pending: KeyedState<Pending>,
@@ -116,6 +118,13 @@ impl SessionWindow {
             .map(|&i| input_schema.field(i).data_type().clone())
             .collect();
         let pending = KeyedState::new(ctx.state_id("sessions"), None);
+        let row_format = RowConverter::new(
+            input_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
         Ok(SessionWindow {
             ctx,
             input_schema,
@@ -123,6 +132,7 @@ impl SessionWindow {
             time_index,
             keys,
             encoder: KeyEncoder::new(&types)?,
+            row_format,
             gap,
             watermark: i64::MIN,
             pending,
@@ -172,6 +182,7 @@ impl Operator for SessionWindow {
         let batch = &changes.data;
         let ts = millis(batch.column(self.time_index))?;
         let keys = self.key_of(batch)?;
+        let converted = self.row_format.convert_columns(batch.columns())?;
         let mut late = 0u64;
         for (i, key) in keys.iter().enumerate() {
             if ts.is_null(i) {
@@ -191,7 +202,7 @@ impl Operator for SessionWindow {
                     continue;
                 }
             }
-            let row = batch.slice(i, 1);
+            let row = converted.row(i).owned();
             self.pending
                 .get_or_insert_with(key, Pending::default)
                 .rows
@@ -206,7 +217,7 @@ impl Operator for SessionWindow {
     async fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<()> {
         self.watermark = self.watermark.max(watermark);
         let w = self.watermark;
-        let mut closed: Vec<RecordBatch> = Vec::new();
+        let mut closed: Vec<OwnedRow> = Vec::new();
         let keys: Vec<OwnedRow> = self.pending.iter().map(|(k, _)| k.clone()).collect();
         for key in keys {
             let gap = self.gap;
@@ -220,7 +231,7 @@ impl Operator for SessionWindow {
             let rows = std::mem::take(&mut p.rows);
             let mut rows = rows.into_iter();
             for (a, b, end) in sessions {
-                let part: Vec<(i64, RecordBatch)> = rows.by_ref().take(b - a).collect();
+                let part: Vec<(i64, OwnedRow)> = rows.by_ref().take(b - a).collect();
                 if end - 1 <= w {
                     closed.extend(part.into_iter().map(|(_, r)| r));
                 } else {
@@ -236,8 +247,16 @@ impl Operator for SessionWindow {
         if closed.is_empty() {
             return Ok(());
         }
+        let columns = self
+            .row_format
+            .convert_rows(closed.iter().map(|r| r.row()))?;
+        let rows = RecordBatch::try_new_with_options(
+            Arc::clone(&self.input_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(closed.len())),
+        )?;
         let data = assign_sessions(
-            &closed,
+            &[rows],
             &self.input_schema,
             self.time_index,
             &self.keys,
