@@ -7,7 +7,8 @@
 //! - `aggregate`: `GROUP BY` — window aggregates (fire on watermark) and updating aggregates
 //!   (with retraction); `accumulators`: their retractable COUNT / SUM / AVG / MIN / MAX;
 //! - `join`: regular joins with retraction, interval joins (state cleaned by watermark);
-//! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`);
+//! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`), with the
+//!   partitioned-window operator in `over_op`;
 //! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
 
 pub mod accumulators;
@@ -17,6 +18,7 @@ pub mod collect;
 pub mod join;
 pub mod join_op;
 pub mod over;
+pub mod over_op;
 pub mod session;
 pub mod sink;
 pub mod watermark;
