@@ -1,7 +1,9 @@
 //! Functions and kernels both engines share: window assignment for the window table-valued
-//! functions, and Flink's scalar functions DataFusion lacks (`PROCTIME()`).
+//! functions, and Flink's scalar functions DataFusion lacks (`PROCTIME()`, and `flink`: `MOD`,
+//! `DATE_FORMAT`, `SPLIT_INDEX`, `REGEXP_EXTRACT`, `HOUR`, ...).
 //!
 //! Uses only `error`.
 
+pub mod flink;
 pub mod proctime;
 pub mod window;

@@ -95,5 +95,9 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         .build();
     let mut state = state;
     datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(ProcTime::udf()))?;
+    // Flink built-ins DataFusion lacks; `date_format` replaces DataFusion's `to_char` alias.
+    for udf in crate::functions::flink::udfs() {
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
+    }
     Ok(state)
 }
