@@ -24,7 +24,10 @@ fn fill(text: &str, side_input: &Path) -> String {
         .replace("${AUCTION_PROPORTION}", "3")
         .replace("${BID_PROPORTION}", "46")
         .replace("${NEXMARK_TABLE}", "datagen")
-        .replace("${FLINK_HOME}/data/side_input.txt", &side_input.display().to_string())
+        .replace(
+            "${FLINK_HOME}/data/side_input.txt",
+            &side_input.display().to_string(),
+        )
 }
 
 /// A session in `mode` with the Nexmark source table and views.
@@ -95,7 +98,10 @@ async fn query_rows(session: &mut Session, sql: &str) -> Vec<String> {
 
 /// Swaps a sink Weir cannot write in a test (q10's partition-commit filesystem sink) for blackhole.
 fn swap_sink(statement: &str) -> String {
-    match (statement.find("WITH ("), statement.contains("'connector' = 'filesystem'")) {
+    match (
+        statement.find("WITH ("),
+        statement.contains("'connector' = 'filesystem'"),
+    ) {
         (Some(at), true) if statement.contains("nexmark_q") => {
             let head = statement[..at].replace("PARTITIONED BY (dt, hm)", "");
             format!("{head} WITH ('connector' = 'blackhole')")
@@ -171,8 +177,8 @@ macro_rules! nexmark {
 }
 
 nexmark!(
-    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q15, q16, q17, q18, q19, q20,
-    q21, q22, q23
+    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q15, q16, q17, q18, q19, q20, q21,
+    q22, q23
 );
 
 /// q14 declares a Java UDF (`CREATE FUNCTION count_char AS 'com.github...'`): Weir runs no Java,

@@ -133,7 +133,8 @@ fn streaming_select_updates_live_until_ctrl_c() {
     p.expect("Query cancelled.").expect("cancel message");
     p.expect("weir> ").expect("prompt after cancel");
     p.send_line("SELECT 5 AS z;").unwrap();
-    p.expect(Regex(r"\|\s+5 \|")).expect("the shell still works");
+    p.expect(Regex(r"\|\s+5 \|"))
+        .expect("the shell still works");
     p.send("\x04").unwrap();
     p.expect("Goodbye!").expect("goodbye");
     expect_exit_ok(&mut p);

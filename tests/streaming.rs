@@ -39,7 +39,10 @@ fn lines(batches: &[RecordBatch]) -> Vec<String> {
 
 /// Runs a statement that returns rows and collects them all (bounded queries only).
 async fn rows(s: &mut Session, sql: &str) -> (Vec<String>, bool) {
-    let mut results = s.execute_sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut results = s
+        .execute_sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let Some(StatementResult::Rows(r)) = results.pop() else {
         panic!("{sql}: no rows")
     };
@@ -96,7 +99,8 @@ async fn events_session(dir: &Path) -> Session {
 async fn retraction_corrects_an_earlier_aggregate() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = events_session(dir.path()).await;
-    let (changes, changelog) = rows(&mut s, "SELECT k, SUM(v) AS total FROM events GROUP BY k").await;
+    let (changes, changelog) =
+        rows(&mut s, "SELECT k, SUM(v) AS total FROM events GROUP BY k").await;
     assert!(changelog);
     // One row per input row (batch size 1): the first `a` sum is retracted and replaced.
     assert_eq!(changes[0], "+I | a | 1", "{changes:?}");
@@ -112,9 +116,12 @@ async fn min_max_stay_correct_under_retraction() {
     let mut s = events_session(dir.path()).await;
     // The inner counts are updated (retracted) as rows arrive; the outer MIN/MAX must follow the
     // retractions, e.g. MIN goes 1 -> 1 -> ... while counts grow.
-    let sql = "SELECT MIN(n), MAX(n), COUNT(*) FROM (SELECT k, COUNT(*) AS n FROM events GROUP BY k)";
+    let sql =
+        "SELECT MIN(n), MAX(n), COUNT(*) FROM (SELECT k, COUNT(*) AS n FROM events GROUP BY k)";
     let streaming = materialized(&mut s, sql).await;
-    s.execute_sql("SET 'execution.runtime-mode' = 'batch'").await.unwrap();
+    s.execute_sql("SET 'execution.runtime-mode' = 'batch'")
+        .await
+        .unwrap();
     let batch = materialized(&mut s, sql).await;
     assert_eq!(streaming, batch);
     assert_eq!(batch, vec!["3 | 4 | 2"]);
@@ -131,7 +138,10 @@ async fn explain_shows_changelog_modes_and_keys() {
     .await;
     let text = plan.join("\n");
     assert!(text.contains("GroupAggregate("), "{text}");
-    assert!(text.contains("changelogMode=[I,UB,UA,D], upsertKey=[k]"), "{text}");
+    assert!(
+        text.contains("changelogMode=[I,UB,UA,D], upsertKey=[k]"),
+        "{text}"
+    );
     assert!(text.contains("TableSourceScan(table=[[events]]"), "{text}");
     assert!(text.contains("changelogMode=[I])"), "{text}");
     let (plan, _) = rows(
@@ -170,7 +180,9 @@ async fn late_rows_are_dropped_and_counted() {
     )
     .await
     .unwrap();
-    s.execute_sql(&format!("INSERT INTO sums {sql}")).await.unwrap();
+    s.execute_sql(&format!("INSERT INTO sums {sql}"))
+        .await
+        .unwrap();
     let late: u64 = s.jobs().entries()[0].job.late_rows_dropped();
     assert_eq!(late, 1);
     let (jobs, _) = rows(&mut s, "SHOW JOBS").await;

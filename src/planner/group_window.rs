@@ -123,9 +123,10 @@ fn rewrite_select(
     let GroupByExpr::Expressions(exprs, _) = &mut s.group_by else {
         return Ok(());
     };
-    let Some(pos) = exprs.iter().position(|e| {
-        function_name(e).is_some_and(|n| GROUP_WINDOWS.contains(&n.as_str()))
-    }) else {
+    let Some(pos) = exprs
+        .iter()
+        .position(|e| function_name(e).is_some_and(|n| GROUP_WINDOWS.contains(&n.as_str())))
+    else {
         return Ok(());
     };
     let window = exprs.remove(pos);
@@ -191,10 +192,9 @@ fn rewrite_select(
             let plain: Vec<String> = exprs
                 .iter()
                 .map(|e| match e {
-                    Expr::CompoundIdentifier(ids) => ids
-                        .last()
-                        .map(|i| i.to_string())
-                        .unwrap_or_default(),
+                    Expr::CompoundIdentifier(ids) => {
+                        ids.last().map(|i| i.to_string()).unwrap_or_default()
+                    }
                     other => other.to_string(),
                 })
                 .collect();
@@ -274,9 +274,20 @@ mod tests {
         .unwrap();
         rewrite(&mut q).unwrap();
         let text = q.to_string();
-        assert!(text.contains("WITH __group_window_1 AS (SELECT * FROM bid B WHERE B.price > 1)"), "{text}");
-        assert!(text.contains("TUMBLE(TABLE(__group_window_1), DESCRIPTOR(ts), INTERVAL '10' SECOND)) AS B"), "{text}");
-        assert!(text.contains("GROUP BY B.bidder, window_start, window_end"), "{text}");
+        assert!(
+            text.contains("WITH __group_window_1 AS (SELECT * FROM bid B WHERE B.price > 1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "TUMBLE(TABLE(__group_window_1), DESCRIPTOR(ts), INTERVAL '10' SECOND)) AS B"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("GROUP BY B.bidder, window_start, window_end"),
+            "{text}"
+        );
         assert!(text.contains("window_start AS s"), "{text}");
 
         let mut q = sql::parse_query(

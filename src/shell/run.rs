@@ -249,7 +249,7 @@ impl Renderer {
         Ok(Renderer::Materialize {
             table: Materialized::new(Arc::clone(&data))?,
             inner: Box::new(inner),
-            live: live.then(|| LiveTable {
+            live: live.then_some(LiveTable {
                 schema: data,
                 lines: 0,
                 drawn: None,

@@ -49,7 +49,8 @@ impl KeyEncoder {
     pub fn empty_key() -> Result<OwnedRow> {
         // A constant one-column key: every row maps to it.
         let converter = RowConverter::new(vec![SortField::new(DataType::Boolean)])?;
-        let column: ArrayRef = std::sync::Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]));
+        let column: ArrayRef =
+            std::sync::Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]));
         let rows = converter.convert_columns(&[column])?;
         Ok(rows.row(0).owned())
     }
