@@ -188,3 +188,227 @@ async fn late_rows_are_dropped_and_counted() {
     let (jobs, _) = rows(&mut s, "SHOW JOBS").await;
     assert!(jobs[0].contains("FINISHED"), "{jobs:?}");
 }
+
+/// Reads the next batch of a running streaming query (with a timeout) as lines.
+async fn next_lines(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    within: Duration,
+) -> Option<Vec<String>> {
+    match tokio::time::timeout(within, stream.next()).await {
+        Ok(Some(batch)) => Some(lines(&[batch.unwrap()])),
+        Ok(None) => panic!("the unbounded query ended"),
+        Err(_) => None,
+    }
+}
+
+/// Reads until a line contains `needle`, or panics after `within`.
+async fn wait_for(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    needle: &str,
+    within: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(l) = next_lines(stream, deadline - Instant::now()).await {
+            seen.extend(l);
+            if seen.iter().any(|l| l.contains(needle)) {
+                return seen;
+            }
+        }
+    }
+    panic!("no `{needle}` within {within:?}; saw {seen:?}");
+}
+
+async fn watched(s: &mut Session, name: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    s.execute_sql(&format!(
+        "CREATE TABLE {name} (ts TIMESTAMP(3), k STRING, v INT, \
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', \
+               'csv.header' = 'true', 'source.monitor-interval' = '100 ms')",
+        dir.display()
+    ))
+    .await
+    .unwrap();
+}
+
+async fn start(s: &mut Session, sql: &str) -> datafusion::execution::SendableRecordBatchStream {
+    let mut results = s.execute_sql(sql).await.unwrap();
+    let Some(StatementResult::Rows(r)) = results.pop() else {
+        panic!("{sql}: no rows")
+    };
+    assert!(r.changelog, "{sql} should run in streaming mode");
+    r.stream
+}
+
+const WINDOWS: &str = "SELECT window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE src, \
+                       DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermark_fires_windows_and_not_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session().await;
+    watched(&mut s, "src", &dir.path().join("in")).await;
+    write(
+        &dir.path().join("in/1.csv"),
+        "ts,k,v\n2024-01-01 00:00:01,a,1\n2024-01-01 00:00:05,a,1\n2024-01-01 00:00:12,a,1\n",
+    );
+    let mut stream = start(&mut s, WINDOWS).await;
+    // Watermark 00:00:11 closes [0, 10) ...
+    let seen = wait_for(
+        &mut stream,
+        "2024-01-01T00:00:00 | 2",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(seen, vec!["+I | 2024-01-01T00:00:00 | 2"]);
+    // ... but not [10, 20): nothing more while no newer row arrives.
+    assert_eq!(
+        next_lines(&mut stream, Duration::from_millis(1500)).await,
+        None
+    );
+    // A row at 00:00:25 moves the watermark to 00:00:24 and fires [10, 20).
+    write(
+        &dir.path().join("in/2.csv"),
+        "ts,k,v\n2024-01-01 00:00:25,a,1\n",
+    );
+    wait_for(
+        &mut stream,
+        "2024-01-01T00:00:10 | 1",
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_input_does_not_stall_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session().await;
+    watched(&mut s, "busy", &dir.path().join("busy")).await;
+    watched(&mut s, "quiet", &dir.path().join("quiet")).await;
+    s.execute_sql("CREATE VIEW src AS SELECT * FROM busy UNION ALL SELECT * FROM quiet")
+        .await
+        .unwrap();
+    write(
+        &dir.path().join("busy/1.csv"),
+        "ts,k,v\n2024-01-01 00:00:01,a,1\n2024-01-01 00:00:12,a,1\n",
+    );
+    // Without an idle timeout the quiet input holds the watermark back: nothing fires.
+    let mut stream = start(&mut s, WINDOWS).await;
+    assert_eq!(next_lines(&mut stream, Duration::from_secs(2)).await, None);
+    drop(stream);
+    // With one, the quiet input stops counting and [0, 10) fires.
+    s.execute_sql("SET 'table.exec.source.idle-timeout' = '300 ms'")
+        .await
+        .unwrap();
+    let mut stream = start(&mut s, WINDOWS).await;
+    wait_for(
+        &mut stream,
+        "2024-01-01T00:00:00 | 1",
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_ttl_expires_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session().await;
+    watched(&mut s, "src", &dir.path().join("in")).await;
+    s.execute_sql("SET 'table.exec.state.ttl' = '300 ms'")
+        .await
+        .unwrap();
+    write(
+        &dir.path().join("in/1.csv"),
+        "ts,k,v\n2024-01-01 00:00:01,a,1\n2024-01-01 00:00:02,a,1\n",
+    );
+    let mut stream = start(&mut s, "SELECT k, COUNT(*) AS n FROM src GROUP BY k").await;
+    wait_for(&mut stream, "| a | 2", Duration::from_secs(20)).await;
+    // Idle for longer than the TTL: the count for `a` is forgotten and starts again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    write(
+        &dir.path().join("in/2.csv"),
+        "ts,k,v\n2024-01-01 00:00:03,a,1\n",
+    );
+    let seen = wait_for(&mut stream, "| a | 1", Duration::from_secs(20)).await;
+    assert!(seen.contains(&"+I | a | 1".to_string()), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("| a | 3")), "{seen:?}");
+}
+
+/// Resident memory of this process, in MiB (Linux).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+/// A fast unbounded source (1 KiB rows, no rate limit to speak of) and a reader that takes a
+/// batch every 50 ms: bounded channels stall the source, so memory stays under 256 MiB more
+/// than at the start, while an unthrottled source would produce gigabytes in those seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backpressure_bounds_memory() {
+    let mut s = session().await;
+    s.execute_sql(
+        "CREATE TABLE firehose (id BIGINT, payload STRING) WITH ('connector' = 'datagen', \
+         'rows-per-second' = '100000000', 'fields.payload.length' = '1024')",
+    )
+    .await
+    .unwrap();
+    let before = rss_mib();
+    let mut stream = start(
+        &mut s,
+        "SELECT id, payload FROM firehose WHERE id IS NOT NULL",
+    )
+    .await;
+    let started = Instant::now();
+    let mut rows = 0usize;
+    let mut peak = before;
+    while started.elapsed() < Duration::from_secs(5) {
+        let batch = stream.next().await.unwrap().unwrap();
+        rows += batch.num_rows();
+        peak = peak.max(rss_mib());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rows > 0);
+    assert!(
+        peak < before + 256,
+        "resident memory grew from {before} MiB to {peak} MiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_sink_rejects_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = events_session(dir.path()).await;
+    s.execute_sql(&format!(
+        "CREATE TABLE out_files (k STRING, n BIGINT) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'csv')",
+        dir.path().join("out").display()
+    ))
+    .await
+    .unwrap();
+    let Err(err) = s
+        .execute_sql("INSERT INTO out_files SELECT k, COUNT(*) FROM events GROUP BY k")
+        .await
+    else {
+        panic!("an updating query went into an append-only sink");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("doesn't support consuming update changes") && err.contains("GroupAggregate"),
+        "{err}"
+    );
+    // Nothing was written.
+    assert!(
+        !dir.path().join("out").exists()
+            || std::fs::read_dir(dir.path().join("out"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
