@@ -476,7 +476,7 @@ impl Builders {
         let kind = c.kind(n);
         let ts = c.timestamp(n);
         self.event_type.push(kind);
-        let mut rng = EventRng::new(n, 0x6E65_786D_6172_6B);
+        let mut rng = EventRng::new(n, 0x006E_6578_6D61_726B);
         let skip = |cols: &mut Vec<Col>| cols.iter_mut().for_each(Col::null);
         match kind {
             0 => {
