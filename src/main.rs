@@ -341,9 +341,12 @@ async fn run_sql(args: ShellArgs, executor: Handle) -> anyhow::Result<ExitCode> 
             };
             let result =
                 shell::run_script(&mut session, &sql, &options, &mut stdout, &mut stderr).await;
+            // Streaming INSERTs run as background jobs: let those over bounded data finish.
+            let jobs_ok = shell::finish_jobs(&session, &mut stderr).await;
             let _ = stdout.flush();
             match result {
-                Ok(()) => Ok(ExitCode::SUCCESS),
+                Ok(()) if jobs_ok => Ok(ExitCode::SUCCESS),
+                Ok(()) => Ok(ExitCode::FAILURE),
                 Err(e) => {
                     eprintln!("{}", shell::print::format_error(&e));
                     Ok(ExitCode::FAILURE)

@@ -2,7 +2,8 @@
 //! (bounded by `fields.<col>.min` / `.max`, `.length`, `.max-past`) or a `sequence` from
 //! `fields.<col>.start` to `.end`; `fields.<col>.null-rate` makes some values NULL. The table is
 //! bounded by `number-of-rows` and by its sequences (it ends when the shortest is exhausted);
-//! without either it is unbounded, which batch mode refuses when the table is read.
+//! without either it is unbounded: it makes `rows-per-second` rows (default 10000) every second
+//! of wall-clock time, forever (streaming mode only; batch mode refuses unbounded tables).
 //!
 //! Rows are produced lazily, 8192 at a time, by [`DatagenExec`], split into row ranges across a
 //! few partitions (row `i` of a sequence is always `start + i`, whichever partition makes it).
@@ -48,6 +49,8 @@ const FIELD_OPTIONS: &[&str] = &[
     "max-past",
     "null-rate",
 ];
+/// Default `rows-per-second`.
+const DEFAULT_RATE: u64 = 10_000;
 /// Rows per generated batch.
 const BATCH_SIZE: usize = 8192;
 /// Default length of generated strings and bytes.
@@ -127,6 +130,8 @@ struct DatagenConfig {
     fields: Vec<FieldGen>,
     /// Rows the table has; `None` when unbounded.
     rows: Option<u64>,
+    /// `rows-per-second`: the pace of an unbounded table.
+    rate: u64,
 }
 
 /// Checks a datagen table's options.
@@ -155,7 +160,11 @@ fn parse(o: &ConnectorOptions, def: &TableDef) -> Result<DatagenConfig> {
         Ok(true)
     })?;
     let number_of_rows = o.u64("number-of-rows")?;
-    o.u64("rows-per-second")?;
+    let rate = match o.u64("rows-per-second")? {
+        None => DEFAULT_RATE,
+        Some(0) => return Err(o.bad_value("rows-per-second", "0", "expected a positive integer")),
+        Some(r) => r,
+    };
     let mut fields = Vec::new();
     for (column, ty, _) in def.physical_columns() {
         fields.push(parse_field(o, &column.name, ty)?);
@@ -173,7 +182,7 @@ fn parse(o: &ConnectorOptions, def: &TableDef) -> Result<DatagenConfig> {
         (Some(n), Some(s)) => Some(n.min(s)),
         (n, s) => n.or(s),
     };
-    Ok(DatagenConfig { fields, rows })
+    Ok(DatagenConfig { fields, rows, rate })
 }
 
 fn parse_field(o: &ConnectorOptions, name: &str, ty: &SqlType) -> Result<FieldGen> {
@@ -411,16 +420,9 @@ impl TableProvider for DatagenTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let Some(rows) = self.config.rows else {
-            return Err(Error::not_supported(format!(
-                "datagen without 'number-of-rows' is unbounded; unbounded sources need streaming mode, which is not supported yet (table `{}`)",
-                self.name
-            ))
-            .into());
-        };
-        let rows = match limit {
-            Some(l) => rows.min(l as u64),
-            None => rows,
+        let rows = match (self.config.rows, limit) {
+            (Some(r), Some(l)) => Some(r.min(l as u64)),
+            (r, l) => r.or(l.map(|l| l as u64)),
         };
         let (schema, fields) = match projection {
             Some(p) => (
@@ -430,6 +432,13 @@ impl TableProvider for DatagenTable {
                     .collect(),
             ),
             None => (Arc::clone(&self.schema), self.config.fields.clone()),
+        };
+        let Some(rows) = rows else {
+            return Ok(Arc::new(DatagenExec::unbounded(
+                schema,
+                fields,
+                self.config.rate,
+            )));
         };
         let batches = rows.div_ceil(BATCH_SIZE as u64).max(1);
         let partitions = (state.config().target_partitions().min(MAX_PARTITIONS) as u64)
@@ -458,22 +467,47 @@ pub struct DatagenExec {
     fields: Arc<Vec<FieldGen>>,
     rows: u64,
     partitions: usize,
+    /// Unbounded: rows per second, forever (one partition).
+    rate: Option<u64>,
     properties: Arc<PlanProperties>,
 }
 
 impl DatagenExec {
     fn new(schema: SchemaRef, fields: Vec<FieldGen>, rows: u64, partitions: usize) -> Self {
+        Self::build(schema, fields, rows, partitions, None)
+    }
+
+    /// An endless source of `rate` rows per second.
+    fn unbounded(schema: SchemaRef, fields: Vec<FieldGen>, rate: u64) -> Self {
+        Self::build(schema, fields, u64::MAX, 1, Some(rate.max(1)))
+    }
+
+    fn build(
+        schema: SchemaRef,
+        fields: Vec<FieldGen>,
+        rows: u64,
+        partitions: usize,
+        rate: Option<u64>,
+    ) -> Self {
+        let boundedness = if rate.is_some() {
+            Boundedness::Unbounded {
+                requires_infinite_memory: false,
+            }
+        } else {
+            Boundedness::Bounded
+        };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
-            Boundedness::Bounded,
+            boundedness,
         );
         Self {
             schema,
             fields: Arc::new(fields),
             rows,
             partitions,
+            rate,
             properties: Arc::new(properties),
         }
     }
@@ -489,11 +523,17 @@ impl DatagenExec {
 
 impl DisplayAs for DatagenExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "DatagenExec: rows={}, partitions={}, fields=[",
-            self.rows, self.partitions
-        )?;
+        match self.rate {
+            Some(rate) => write!(
+                f,
+                "DatagenExec: rows-per-second={rate}, unbounded, fields=["
+            )?,
+            None => write!(
+                f,
+                "DatagenExec: rows={}, partitions={}, fields=[",
+                self.rows, self.partitions
+            )?,
+        }
         for (i, field) in self.fields.iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
@@ -552,6 +592,10 @@ impl ExecutionPlan for DatagenExec {
         let state = (start, StdRng::from_rng(&mut rand::rng()));
         let schema = Arc::clone(&self.schema);
         let fields = Arc::clone(&self.fields);
+        let rate = self.rate;
+        // Paced: about a tenth of a second of rows per batch.
+        let chunk = rate.map_or(BATCH_SIZE as u64, |r| (r / 10).clamp(1, BATCH_SIZE as u64));
+        let started = std::time::Instant::now();
         let stream = futures::stream::unfold(state, move |(next, mut rng)| {
             let schema = Arc::clone(&schema);
             let fields = Arc::clone(&fields);
@@ -559,7 +603,15 @@ impl ExecutionPlan for DatagenExec {
                 if next >= end {
                     return None;
                 }
-                let n = (end - next).min(BATCH_SIZE as u64) as usize;
+                let n = (end - next).min(chunk) as usize;
+                if let Some(rate) = rate {
+                    // Rows `..next + n` are due at (next + n) / rate seconds after the start.
+                    let due =
+                        Duration::from_secs_f64((next - start + n as u64) as f64 / rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 let batch = generate_batch(&schema, &fields, next, n, &mut rng);
                 Some((batch, (next + n as u64, rng)))
             }
@@ -655,4 +707,41 @@ fn generate_column(field: &FieldGen, first: u64, n: usize, rng: &mut StdRng) -> 
     }
     let mask = BooleanArray::from_iter((0..n).map(|_| Some(rng.random_bool(field.null_rate))));
     Ok(nullif(&typed, &mask)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::SessionContext;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn unbounded_datagen_is_paced_and_never_ends() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let fields = vec![FieldGen {
+            name: "v".into(),
+            data_type: DataType::Int64,
+            kind: Kind::RandomInt { min: 1, max: 9 },
+            null_rate: 0.0,
+        }];
+        let exec = DatagenExec::unbounded(schema, fields, 100);
+        assert!(matches!(
+            exec.properties().boundedness,
+            Boundedness::Unbounded { .. }
+        ));
+        let started = std::time::Instant::now();
+        let mut stream = exec.execute(0, SessionContext::new().task_ctx()).unwrap();
+        let mut rows = 0;
+        while rows < 30 {
+            rows += stream.next().await.unwrap().unwrap().num_rows();
+        }
+        // 100 rows per second, in batches of 10: 30 rows take about 0.3 s.
+        assert_eq!(rows, 30);
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -18,6 +18,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
@@ -99,7 +100,7 @@ impl FileSink {
                     None => {
                         order.push(dir.clone());
                         writers.entry(dir.clone()).or_insert(RollingWriter::new(
-                            staging.path.join(&dir),
+                            Staging::Dir(staging.path.join(&dir)),
                             root.join(&dir),
                             job.clone(),
                             Arc::clone(&self.config),
@@ -174,7 +175,7 @@ impl FileSink {
 
     /// Splits a batch of the table's physical columns into the data-file batches of each
     /// partition directory (relative path, `""` when unpartitioned).
-    fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
+    pub(crate) fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
         let layout = &self.layout;
         let columns = (0..layout.schema.fields().len())
             .filter(|i| !layout.partition_indices.contains(i))
@@ -377,6 +378,7 @@ enum FormatWriter {
 /// One data file being written in the staging directory.
 struct OpenFile {
     writer: FormatWriter,
+    opened: Instant,
     bytes: Arc<AtomicU64>,
     staged: PathBuf,
     target: PathBuf,
@@ -408,9 +410,19 @@ impl OpenFile {
     }
 }
 
+/// Where a file is written before it is complete.
+enum Staging {
+    /// In this staging directory, under its final name (batch `INSERT`: moved into place when
+    /// the statement commits).
+    Dir(PathBuf),
+    /// Next to its final place as a hidden `.<name>.inprogress` file (streaming: renamed as soon
+    /// as the file is complete).
+    InPlace,
+}
+
 /// Writes the files of one partition directory, rolling to a new file past the size limit.
 struct RollingWriter {
-    staging_dir: PathBuf,
+    staging: Staging,
     target_dir: PathBuf,
     job: String,
     config: Arc<FsConfig>,
@@ -422,14 +434,14 @@ struct RollingWriter {
 
 impl RollingWriter {
     fn new(
-        staging_dir: PathBuf,
+        staging: Staging,
         target_dir: PathBuf,
         job: String,
         config: Arc<FsConfig>,
         schema: SchemaRef,
     ) -> Self {
         Self {
-            staging_dir,
+            staging,
             target_dir,
             job,
             config,
@@ -448,9 +460,13 @@ impl RollingWriter {
             self.config.format.extension()
         );
         self.next += 1;
-        std::fs::create_dir_all(&self.staging_dir)
-            .map_err(|e| Error::io(format!("cannot create '{}'", self.staging_dir.display()), e))?;
-        let staged = self.staging_dir.join(&name);
+        let (dir, staged_name) = match &self.staging {
+            Staging::Dir(dir) => (dir, name.clone()),
+            Staging::InPlace => (&self.target_dir, format!(".{name}.inprogress")),
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+        let staged = dir.join(staged_name);
         let file = File::create(&staged)
             .map_err(|e| Error::io(format!("cannot create '{}'", staged.display()), e))?;
         let bytes = Arc::new(AtomicU64::new(0));
@@ -480,6 +496,7 @@ impl RollingWriter {
         };
         Ok(OpenFile {
             writer,
+            opened: Instant::now(),
             bytes,
             staged,
             target: self.target_dir.join(name),
@@ -513,6 +530,127 @@ impl RollingWriter {
         }
         Ok(self.done)
     }
+}
+
+/// The streaming write side of a filesystem table (`INSERT` in streaming mode; append-only
+/// input): one instance's rolling files per partition directory. Each file is written as a hidden
+/// `.part-<id>-<n>.<ext>.inprogress` next to its final place and renamed to `part-<id>-<n>.<ext>`
+/// once complete: past `sink.rolling-policy.file-size`, after being open for
+/// `sink.rolling-policy.rollover-interval` (checked every `check-interval`), or at the end of
+/// the input. Readers (which skip hidden files) only ever see complete files. When the job is
+/// cancelled, the in-progress files are deleted; completed files stay.
+pub(crate) struct StreamingFileWriter {
+    sink: FileSink,
+    job: String,
+    writers: HashMap<String, RollingWriter>,
+    /// Files completed so far.
+    pub(crate) files: u64,
+}
+
+impl StreamingFileWriter {
+    pub(crate) fn new(table: String, config: Arc<FsConfig>, layout: Layout) -> Result<Self> {
+        let root = &config.path;
+        if root.is_file() {
+            return Err(Error::invalid(format!(
+                "cannot write to table `{table}` (connector 'filesystem'): path '{}' is a file, not a directory",
+                root.display()
+            )));
+        }
+        Ok(Self {
+            sink: FileSink::new(table, config, layout, false),
+            job: uuid::Uuid::new_v4().simple().to_string(),
+            writers: HashMap::new(),
+            files: 0,
+        })
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.sink.table
+    }
+
+    /// How often open files should be checked for rollover.
+    pub(crate) fn check_interval(&self) -> std::time::Duration {
+        self.sink.config.check_interval
+    }
+
+    /// Appends a batch of the table's columns.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        for (dir, part) in self.sink.split(batch)? {
+            let writer = self.writers.entry(dir.clone()).or_insert_with(|| {
+                RollingWriter::new(
+                    Staging::InPlace,
+                    self.sink.config.path.join(&dir),
+                    self.job.clone(),
+                    Arc::clone(&self.sink.config),
+                    Arc::clone(&self.sink.layout.data_schema),
+                )
+            });
+            writer.write(&part)?;
+            let done = std::mem::take(&mut writer.done);
+            self.files += publish(&done)?;
+        }
+        Ok(())
+    }
+
+    /// Completes the files open for longer than the rollover interval.
+    pub(crate) fn roll_due(&mut self) -> Result<()> {
+        let interval = self.sink.config.rollover_interval;
+        for writer in self.writers.values_mut() {
+            if writer
+                .current
+                .as_ref()
+                .is_some_and(|f| f.opened.elapsed() >= interval)
+                && let Some(file) = writer.current.take()
+            {
+                let done = file.finish()?;
+                self.files += publish(&[done])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes every open file (the end of the input).
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        for writer in self.writers.values_mut() {
+            if let Some(file) = writer.current.take() {
+                let done = file.finish()?;
+                self.files += publish(&[done])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StreamingFileWriter {
+    fn drop(&mut self) {
+        for writer in self.writers.values_mut() {
+            if let Some(file) = writer.current.take() {
+                let staged = file.staged.clone();
+                drop(file);
+                let _ = std::fs::remove_file(staged);
+            }
+        }
+    }
+}
+
+/// Renames completed in-progress files to their final names; returns how many.
+fn publish(files: &[(PathBuf, PathBuf)]) -> Result<u64> {
+    for (staged, target) in files {
+        std::fs::rename(staged, target).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot rename '{}' to '{}'",
+                    staged.display(),
+                    target.display()
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(files.len() as u64)
 }
 
 #[cfg(test)]

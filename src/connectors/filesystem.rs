@@ -6,9 +6,13 @@
 //! listed as strings and turned into their declared types (and `partition.default-name` into
 //! NULL) by a projection on top of the scan, which also puts them back in declared order.
 //! Writing is [`super::file_sink::FileSink`]'s job.
+//!
+//! With `source.monitor-interval` the table is unbounded: its scan lists the directory again
+//! every interval and emits the rows of files it has not read yet, forever.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -24,15 +28,19 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::cache::cache_manager::TableScopedPath;
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType, cast, lit, when};
 use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use futures::StreamExt;
 
 use super::context_exec::ScanContextExec;
 use super::file_sink::FileSink;
 use super::options::ConnectorOptions;
+use super::stream_exec::StreamExec;
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::types::SqlType;
@@ -63,6 +71,10 @@ const PARQUET_OPTIONS: &[&str] = &["parquet.compression"];
 pub(crate) const DEFAULT_PARTITION_NAME: &str = "__DEFAULT_PARTITION__";
 /// Default `sink.rolling-policy.file-size`: 128MB.
 const DEFAULT_FILE_SIZE: u64 = 128 << 20;
+/// Default `sink.rolling-policy.rollover-interval`: 30 min, as in Flink.
+const DEFAULT_ROLLOVER_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Default `sink.rolling-policy.check-interval`: 1 min, as in Flink.
+const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A file format of the filesystem connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +119,12 @@ pub(crate) struct FsConfig {
     pub default_partition: String,
     /// `sink.rolling-policy.file-size`: a new file is started once the current one is past it.
     pub file_size: u64,
+    /// `sink.rolling-policy.rollover-interval` (streaming): a file open this long is completed.
+    pub rollover_interval: Duration,
+    /// `sink.rolling-policy.check-interval` (streaming): how often open files are checked.
+    pub check_interval: Duration,
+    /// `source.monitor-interval`: the directory is listed again this often, forever.
+    pub monitor_interval: Option<Duration>,
 }
 
 impl FsConfig {
@@ -148,9 +166,17 @@ impl FsConfig {
                 "expected a positive size",
             ));
         }
-        o.duration("sink.rolling-policy.rollover-interval")?;
-        o.duration("sink.rolling-policy.check-interval")?;
-        o.duration("source.monitor-interval")?;
+        let rollover_interval = o
+            .duration("sink.rolling-policy.rollover-interval")?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_ROLLOVER_INTERVAL);
+        let check_interval = o
+            .duration("sink.rolling-policy.check-interval")?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_CHECK_INTERVAL);
+        let monitor_interval = o
+            .duration("source.monitor-interval")?
+            .filter(|d| !d.is_zero());
         o.u64("sink.parallelism")?;
 
         let csv = CsvConfig {
@@ -194,6 +220,9 @@ impl FsConfig {
             parquet_compression,
             default_partition,
             file_size,
+            rollover_interval,
+            check_interval,
+            monitor_interval,
         })
     }
 }
@@ -318,6 +347,9 @@ impl Layout {
     }
 }
 
+/// A filesystem table's options and layout, for its streaming writer.
+pub(crate) type StreamingParts = (Arc<FsConfig>, Layout);
+
 /// A filesystem table: reads through `ListingTable`, writes through [`FileSink`].
 #[derive(Debug)]
 pub(crate) struct FilesystemTable {
@@ -336,6 +368,11 @@ impl FilesystemTable {
             config: Arc::new(config),
             layout,
         })
+    }
+
+    /// What the streaming writer needs: the parsed options and the column layout.
+    pub(crate) fn streaming_parts(&self) -> StreamingParts {
+        (Arc::clone(&self.config), self.layout.clone())
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -586,6 +623,168 @@ impl FilesystemTable {
     }
 }
 
+impl FilesystemTable {
+    /// The scan of a watched directory (`source.monitor-interval`): an unbounded stream of the
+    /// rows of every data file, each file read once, in name order per listing; new files are
+    /// picked up at the next listing. Files should appear atomically (written elsewhere and
+    /// moved in, as Weir's own sinks do): a file is read as it is when first listed.
+    fn monitor_scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        interval: Duration,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !self.layout.partition_indices.is_empty() {
+            return Err(Error::not_supported(format!(
+                "watching the partitioned table `{}` ('source.monitor-interval') is not supported yet",
+                self.name
+            )));
+        }
+        let session = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .cloned()
+            .ok_or_else(|| Error::internal("a filesystem scan needs a DataFusion SessionState"))?;
+        let schema = match projection {
+            Some(p) => Arc::new(self.layout.schema.project(p)?),
+            None => Arc::clone(&self.layout.schema),
+        };
+        let table = Arc::new(FilesystemTable {
+            name: self.name.clone(),
+            config: Arc::clone(&self.config),
+            layout: self.layout.clone(),
+        });
+        let projection = projection.cloned();
+        let out_schema = Arc::clone(&schema);
+        let open = Arc::new(move |_partition: usize, _ctx| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+            tokio::spawn(watch_directory(
+                Arc::clone(&table),
+                session.clone(),
+                projection.clone(),
+                interval,
+                tx,
+            ));
+            let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            Ok(Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&out_schema),
+                batches,
+            )) as _)
+        });
+        Ok(Arc::new(StreamExec::new(
+            "FileMonitorExec",
+            format!(
+                "table={}, path={}, monitor-interval={}ms",
+                self.name,
+                self.config.path.display(),
+                interval.as_millis()
+            ),
+            schema,
+            1,
+            false,
+            open,
+        )))
+    }
+
+    /// The data files under the table's path now (a single-file table: that file).
+    fn data_files(&self) -> Result<Vec<PathBuf>> {
+        let root = &self.config.path;
+        if root.is_file() {
+            return Ok(vec![root.clone()]);
+        }
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        let extension = self.config.format.extension();
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(format!("cannot list '{}'", dir.display()), e)),
+            };
+            for entry in entries {
+                let entry =
+                    entry.map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+                let path = entry.path();
+                if is_hidden(&path) {
+                    continue;
+                }
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.to_string_lossy().ends_with(extension) {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// Lists the table's directory every `interval` and sends the rows of each new file, until the
+/// receiver is dropped or an error (which is sent) happens.
+async fn watch_directory(
+    table: Arc<FilesystemTable>,
+    session: SessionState,
+    projection: Option<Vec<usize>>,
+    interval: Duration,
+    tx: tokio::sync::mpsc::Sender<DfResult<datafusion::arrow::array::RecordBatch>>,
+) {
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let files = match table.data_files() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        for file in files {
+            if !seen.insert(file.clone()) {
+                continue;
+            }
+            let one = FilesystemTable {
+                name: table.name.clone(),
+                config: Arc::new(FsConfig {
+                    path: file,
+                    monitor_interval: None,
+                    ..(*table.config).clone()
+                }),
+                layout: table.layout.clone(),
+            };
+            let plan = match one
+                .scan_inner(&session, projection.as_ref(), &[], None)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let task = session.task_ctx();
+            for partition in 0..plan.output_partitioning().partition_count() {
+                let mut stream = match plan.execute(partition, Arc::clone(&task)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(batch) = stream.next().await {
+                    let failed = batch.is_err();
+                    if tx.send(batch).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl TableProvider for FilesystemTable {
     fn schema(&self) -> SchemaRef {
@@ -610,6 +809,11 @@ impl TableProvider for FilesystemTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some(interval) = self.config.monitor_interval {
+            return self
+                .monitor_scan(state, projection, interval)
+                .map_err(DataFusionError::from);
+        }
         let plan = self
             .scan_inner(state, projection, filters, limit)
             .await

@@ -6,19 +6,27 @@
 //! Computed columns, watermarks and views are not the connector's business: the planner layers
 //! them on top of the provider.
 //!
-//! Connectors (bounded part): `filesystem` (csv, json, parquet; partitioned directories; atomic
-//! writes), `datagen` (bounded by `number-of-rows`), `print` and `blackhole` (sinks only).
+//! Connectors: `filesystem` (csv, json, parquet; partitioned directories; atomic writes; a
+//! watched directory with `source.monitor-interval` is unbounded), `datagen` (bounded by
+//! `number-of-rows`, else unbounded at `rows-per-second`), `nexmark` (the Nexmark benchmark's
+//! events, bounded by `events.num`), `print` and `blackhole` (sinks only).
+//!
+//! Streaming `INSERT`s write through [`stream_sink()`]: the connector's per-instance writer of
+//! changelog batches, driven by the streaming sink operator (`stream::ops::sink`).
 //!
 //! Files: `options` (option parsing and messages), `filesystem` (read side and options),
 //! `file_sink` (write side), `context_exec` (names the table in scan errors), `datagen`,
-//! `sinks` (`print`, `blackhole`).
+//! `sinks` (`print`, `blackhole`), `nexmark`, `stream_exec` (leaf scans made of streams),
+//! streaming sinks in `sinks`.
 
 mod context_exec;
 mod datagen;
 mod file_sink;
 mod filesystem;
+mod nexmark;
 mod options;
 mod sinks;
+mod stream_exec;
 #[cfg(test)]
 mod tests;
 
@@ -29,13 +37,14 @@ use datafusion::catalog::TableProvider;
 
 pub use datagen::DatagenExec;
 pub use sinks::PrintTarget;
+pub use sinks::{StreamSinkFactory, StreamWriter, stream_sink};
 
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use options::ConnectorOptions;
 
 /// The connectors Weir knows, for error messages.
-pub const CONNECTORS: &[&str] = &["blackhole", "datagen", "filesystem", "print"];
+pub const CONNECTORS: &[&str] = &["blackhole", "datagen", "filesystem", "nexmark", "print"];
 
 /// The Arrow schema of a table's physical columns, in declared order.
 pub fn physical_schema(def: &TableDef) -> SchemaRef {
@@ -99,6 +108,7 @@ fn check(name: Option<&str>, def: &TableDef) -> Result<()> {
     match connector {
         "filesystem" => filesystem::FsConfig::parse(&o, def).map(|_| ()),
         "datagen" => datagen::validate(&o, def),
+        "nexmark" => nexmark::parse(&o, def).map(|_| ()),
         "print" => sinks::validate_print(&o),
         "blackhole" => sinks::validate_blackhole(&o),
         other => Err(Error::internal(format!(
@@ -139,6 +149,7 @@ fn provider(
     Ok(match connector_of(Some(name), def)? {
         "filesystem" => Arc::new(filesystem::FilesystemTable::try_new(name, def, schema)?),
         "datagen" => Arc::new(datagen::DatagenTable::try_new(name, def, schema)?),
+        "nexmark" => Arc::new(nexmark::NexmarkTable::try_new(name, def, schema)?),
         "print" => Arc::new(sinks::SinkTable::print(name, def, schema, print)?),
         "blackhole" => Arc::new(sinks::SinkTable::blackhole(name, def, schema)?),
         other => {

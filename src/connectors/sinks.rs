@@ -2,10 +2,16 @@
 //! (`+I[1, foo, null]`, prefixed `identifier> ` when `print-identifier` is set); `blackhole`
 //! discards rows and only counts them. Both are the end of an `INSERT` plan; reading from them is
 //! an error.
+//!
+//! Also the streaming side of every writable connector: [`StreamSinkFactory`] /
+//! [`StreamWriter`], found by [`stream_sink`] from a table's provider, and driven by the
+//! streaming sink operator (`stream::ops::sink`); `print` prints each change with its kind
+//! (`-U[...]`, `+U[...]`), the filesystem writer is `file_sink::StreamingFileWriter`.
 
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -18,9 +24,11 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 
+use super::file_sink::StreamingFileWriter;
 use super::options::ConnectorOptions;
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
+use crate::stream::changes::Changes;
 
 const PRINT_OPTIONS: &[&str] = &["print-identifier", "standard-error", "sink.parallelism"];
 const BLACKHOLE_OPTIONS: &[&str] = &[];
@@ -219,6 +227,15 @@ pub(crate) fn format_rows(
     batch: &datafusion::arrow::array::RecordBatch,
     prefix: &str,
 ) -> Result<String> {
+    format_changes(batch, prefix, |_| "+I")
+}
+
+/// As [`format_rows`], each row with its change kind (`+I`, `-U`, `+U`, `-D`).
+pub(crate) fn format_changes(
+    batch: &datafusion::arrow::array::RecordBatch,
+    prefix: &str,
+    kind: impl Fn(usize) -> &'static str,
+) -> Result<String> {
     let options = FormatOptions::default().with_null("null");
     let formatters = batch
         .columns()
@@ -228,7 +245,8 @@ pub(crate) fn format_rows(
     let mut out = String::new();
     for row in 0..batch.num_rows() {
         out.push_str(prefix);
-        out.push_str("+I[");
+        out.push_str(kind(row));
+        out.push('[');
         for (i, formatter) in formatters.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -270,5 +288,201 @@ impl DataSink for RowSink {
             }
         }
         Ok(rows)
+    }
+}
+
+/// One instance of a streaming `INSERT`'s sink: receives the changelog batches of the query
+/// (already in the table's physical columns) and writes them out.
+pub trait StreamWriter: Send {
+    /// Writes a batch of changes.
+    ///
+    /// # Errors
+    /// I/O errors; `Invalid` for changes the connector cannot take.
+    fn write(&mut self, changes: &Changes) -> Result<()>;
+
+    /// How often [`StreamWriter::on_tick`] should run, if at all.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Processing-time housekeeping (e.g. rolling files open for too long).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn on_tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The input ended: flush and complete everything.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// A table's streaming sink: checked at planning time, opened once per sink instance.
+pub trait StreamSinkFactory: Send + Sync {
+    fn connector(&self) -> &'static str;
+
+    /// Whether the sink takes updates and deletes (`-U`, `+U`, `-D`), not only inserts.
+    fn accepts_updates(&self) -> bool;
+
+    /// A fixed parallelism for the sink (1 for `print`, so lines do not interleave), or `None`
+    /// for the input's.
+    fn parallelism(&self) -> Option<usize>;
+
+    /// Opens instance `instance`.
+    ///
+    /// # Errors
+    /// I/O errors (e.g. the table's directory cannot be created).
+    fn open(&self, instance: usize) -> Result<Box<dyn StreamWriter>>;
+}
+
+/// The streaming sink of a connector table's provider (as made by this module's
+/// `create_table_provider*`). `overwrite` is `INSERT OVERWRITE`.
+///
+/// # Errors
+/// `Invalid` for a table that cannot be written in streaming mode (a source-only connector,
+/// `INSERT OVERWRITE` into a filesystem table); `NotSupported` for partitioned filesystem tables.
+pub fn stream_sink(
+    table: &str,
+    provider: &dyn TableProvider,
+    overwrite: bool,
+) -> Result<Arc<dyn StreamSinkFactory>> {
+    let any = provider;
+    if let Some(t) = any.downcast_ref::<SinkTable>() {
+        return Ok(Arc::new(RowStreamSink {
+            kind: t.kind.clone(),
+        }));
+    }
+    if let Some(t) = any.downcast_ref::<super::filesystem::FilesystemTable>() {
+        if overwrite {
+            return Err(Error::invalid(format!(
+                "INSERT OVERWRITE into table `{table}` (connector 'filesystem') is not supported in streaming mode; use INSERT INTO, or batch mode"
+            )));
+        }
+        return Ok(Arc::new(FileStreamSink {
+            table: table.to_string(),
+            writer: t.streaming_parts(),
+        }));
+    }
+    let connector = if any.is::<super::datagen::DatagenTable>() {
+        "datagen"
+    } else if any.is::<super::nexmark::NexmarkTable>() {
+        "nexmark"
+    } else {
+        return Err(Error::not_supported(format!(
+            "INSERT INTO table `{table}` in streaming mode is not supported yet (its connector has no streaming sink)"
+        )));
+    };
+    Err(Error::invalid(format!(
+        "connector '{connector}' is a source only; cannot write into table `{table}`"
+    )))
+}
+
+/// The streaming sink of `print` / `blackhole`.
+struct RowStreamSink {
+    kind: SinkKind,
+}
+
+impl StreamSinkFactory for RowStreamSink {
+    fn connector(&self) -> &'static str {
+        self.kind.connector()
+    }
+
+    fn accepts_updates(&self) -> bool {
+        true
+    }
+
+    fn parallelism(&self) -> Option<usize> {
+        match self.kind {
+            SinkKind::Print { .. } => Some(1),
+            SinkKind::Blackhole => None,
+        }
+    }
+
+    fn open(&self, _instance: usize) -> Result<Box<dyn StreamWriter>> {
+        Ok(Box::new(RowStreamWriter {
+            kind: self.kind.clone(),
+        }))
+    }
+}
+
+struct RowStreamWriter {
+    kind: SinkKind,
+}
+
+impl StreamWriter for RowStreamWriter {
+    fn write(&mut self, changes: &Changes) -> Result<()> {
+        let SinkKind::Print { identifier, target } = &self.kind else {
+            return Ok(());
+        };
+        let prefix = identifier
+            .as_deref()
+            .map(|id| format!("{id}> "))
+            .unwrap_or_default();
+        let text = format_changes(&changes.data, &prefix, |row| changes.kind(row).short())?;
+        target
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("print sink", e))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The streaming sink of a filesystem table.
+struct FileStreamSink {
+    table: String,
+    writer: super::filesystem::StreamingParts,
+}
+
+impl StreamSinkFactory for FileStreamSink {
+    fn connector(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn accepts_updates(&self) -> bool {
+        false
+    }
+
+    fn parallelism(&self) -> Option<usize> {
+        None
+    }
+
+    fn open(&self, _instance: usize) -> Result<Box<dyn StreamWriter>> {
+        let (config, layout) = self.writer.clone();
+        Ok(Box::new(FileStreamWriter(StreamingFileWriter::new(
+            self.table.clone(),
+            config,
+            layout,
+        )?)))
+    }
+}
+
+struct FileStreamWriter(StreamingFileWriter);
+
+impl StreamWriter for FileStreamWriter {
+    fn write(&mut self, changes: &Changes) -> Result<()> {
+        if !changes.is_insert_only() {
+            return Err(Error::invalid(format!(
+                "table sink of connector 'filesystem' got update changes; it takes inserts only (table {})",
+                self.0.table()
+            )));
+        }
+        self.0.write(&changes.data)
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.0.check_interval())
+    }
+
+    fn on_tick(&mut self) -> Result<()> {
+        self.0.roll_due()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.0.finish()
     }
 }

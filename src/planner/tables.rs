@@ -201,6 +201,13 @@ pub struct ComputedColumnsTable {
     plan: LogicalPlan,
 }
 
+impl ComputedColumnsTable {
+    /// The connector's provider underneath (streaming sinks write through it).
+    pub fn inner(&self) -> &Arc<dyn TableProvider> {
+        &self.inner
+    }
+}
+
 #[async_trait]
 impl TableProvider for ComputedColumnsTable {
     fn schema(&self) -> SchemaRef {

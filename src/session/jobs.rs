@@ -2,8 +2,11 @@
 //! `SHOW JOBS` lists them with their state and counters, `STOP JOB '<id>'` cancels one. Jobs
 //! belong to the session: when it is dropped, its jobs stop.
 
+use std::sync::atomic::Ordering;
+
 use chrono::{DateTime, Utc};
 
+use super::{Session, StatementResult, StatusResult};
 use crate::error::{Error, Result};
 use crate::stream::runtime::{JobStatus, RunningJob};
 
@@ -14,6 +17,23 @@ pub struct JobEntry {
     pub job: RunningJob,
     /// Every source is bounded: the job ends by itself.
     pub bounded: bool,
+}
+
+impl JobEntry {
+    /// Rows read by the job's sources, rows taken by its sinks, and rows dropped as late.
+    pub fn row_counts(&self) -> (u64, u64, u64) {
+        let (mut rows_in, mut rows_out) = (0, 0);
+        for (name, counters) in self.job.counters() {
+            match name.as_str() {
+                "TableSourceScan" | "Values" => {
+                    rows_in += counters.rows_out.load(Ordering::Relaxed);
+                }
+                "Sink" | "Collect" => rows_out += counters.rows_in.load(Ordering::Relaxed),
+                _ => {}
+            }
+        }
+        (rows_in, rows_out, self.job.late_rows_dropped())
+    }
 }
 
 #[derive(Default)]
@@ -73,4 +93,31 @@ impl Jobs {
         }
         out
     }
+}
+
+/// `STOP JOB '<id>'`: cancels a running job of the session.
+///
+/// # Errors
+/// `NotSupported` for `WITH SAVEPOINT` / `WITH DRAIN`; as [`Jobs::stop`].
+pub(crate) async fn stop_job(
+    session: &mut Session,
+    id: &str,
+    savepoint: bool,
+    drain: bool,
+) -> Result<StatementResult> {
+    if savepoint {
+        return Err(Error::not_supported(
+            "STOP JOB ... WITH SAVEPOINT is not supported yet (Weir has no savepoints)",
+        ));
+    }
+    if drain {
+        return Err(Error::not_supported(
+            "STOP JOB ... WITH DRAIN is not supported yet",
+        ));
+    }
+    session.jobs.stop(id.trim()).await?;
+    Ok(StatementResult::Status(StatusResult::new(format!(
+        "Job {} has been stopped.",
+        id.trim()
+    ))))
 }

@@ -231,6 +231,11 @@ impl Session {
                 )))
             }
             Statement::Show(s) => show::show(self, statement, s).await,
+            Statement::StopJob {
+                id,
+                savepoint,
+                drain,
+            } => jobs::stop_job(self, id, *savepoint, *drain).await,
             Statement::Describe { name } => show::describe(self, statement, name).await,
             _ => ddl::execute(self, statement).await,
         }

@@ -111,8 +111,42 @@ pub(super) async fn show(
             };
             one_column("result", vec![text])
         }
-        Show::Jobs => string_rows(&["job id", "job name", "status", "start time"], Vec::new()),
+        Show::Jobs => show_jobs(session),
     }
+}
+
+/// `SHOW JOBS`: the session's streaming jobs, oldest first, with Flink's columns and the jobs'
+/// row counters.
+fn show_jobs(session: &Session) -> Result<StatementResult> {
+    let rows = session
+        .jobs()
+        .entries()
+        .iter()
+        .map(|e| {
+            let (rows_in, rows_out, late) = e.row_counts();
+            vec![
+                e.id.clone(),
+                e.name.clone(),
+                e.job.status().name().to_string(),
+                e.started.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+                rows_in.to_string(),
+                rows_out.to_string(),
+                late.to_string(),
+            ]
+        })
+        .collect();
+    string_rows(
+        &[
+            "job id",
+            "job name",
+            "status",
+            "start time",
+            "rows in",
+            "rows out",
+            "late rows dropped",
+        ],
+        rows,
+    )
 }
 
 fn one_column(name: &str, values: Vec<String>) -> Result<StatementResult> {

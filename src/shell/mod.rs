@@ -19,4 +19,6 @@ pub mod run;
 
 pub use print::ResultMode;
 pub use repl::{ShellConfig, run_interactive};
-pub use run::{OutputFormat, RunOptions, is_cancelled, on_runtime, run_script, run_statement};
+pub use run::{
+    OutputFormat, RunOptions, finish_jobs, is_cancelled, on_runtime, run_script, run_statement,
+};

@@ -410,6 +410,41 @@ pub async fn run_script(
     Ok(())
 }
 
+/// At the end of a non-interactive run: waits for the streaming jobs over bounded sources to
+/// end and reports those that failed or were cancelled, and the unbounded jobs that stop because
+/// the process exits. Returns false when some job failed.
+pub async fn finish_jobs(session: &Session, err: &mut dyn Write) -> bool {
+    let mut ok = true;
+    for (id, status) in session.wait_for_bounded_jobs().await {
+        match status {
+            crate::stream::runtime::JobStatus::Failed(e) => {
+                ok = false;
+                let _ = writeln!(err, "[ERROR] job {id} failed: {e}");
+            }
+            crate::stream::runtime::JobStatus::Canceled => {
+                let _ = writeln!(err, "[WARNING] job {id} was canceled");
+            }
+            _ => {}
+        }
+    }
+    let running: Vec<&str> = session
+        .jobs()
+        .entries()
+        .iter()
+        .filter(|e| !e.bounded && e.job.status().is_running())
+        .map(|e| e.id.as_str())
+        .collect();
+    if !running.is_empty() {
+        let _ = writeln!(
+            err,
+            "[WARNING] stopping {} unbounded streaming job(s) at exit: {}",
+            running.len(),
+            running.join(", ")
+        );
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use crate::sql::{ddl, show};
 
 /// The statement keywords we know, for the "unsupported statement" error.
 const STATEMENTS: &str = "SELECT, VALUES, WITH, INSERT, CREATE, DROP, ALTER, USE, SHOW, DESCRIBE, EXPLAIN, SET, RESET, \
-                          EXECUTE, BEGIN STATEMENT SET";
+                          EXECUTE, BEGIN STATEMENT SET, STOP JOB";
 
 /// The `EXPLAIN` details Flink knows.
 const EXPLAIN_DETAILS: &[&str] = &[
@@ -320,6 +320,7 @@ pub(crate) fn parse_statement(p: &mut Parser) -> PResult<Statement> {
         "SET" => parse_set(p),
         "RESET" => parse_reset(p),
         "EXECUTE" => parse_execute(p),
+        "STOP" => parse_stop_job(p),
         "BEGIN" => {
             p.advance_token();
             expect_words(p, &["STATEMENT", "SET"])?;
@@ -427,6 +428,37 @@ fn parse_explain(p: &mut Parser) -> PResult<Statement> {
         details,
         analyze,
         statement: Box::new(statement),
+    })
+}
+
+/// `STOP JOB '<id>' [WITH SAVEPOINT] [WITH DRAIN]`.
+fn parse_stop_job(p: &mut Parser) -> PResult<Statement> {
+    p.advance_token(); // STOP
+    expect_words(p, &["JOB"])?;
+    let tok = p.next_token();
+    let id = match &tok.token {
+        Token::SingleQuotedString(s) => s.clone(),
+        _ => {
+            return Err(error_at(format!("Expected: a job id string, found: {tok}"), &tok).into());
+        }
+    };
+    let (mut savepoint, mut drain) = (false, false);
+    while parse_word(p, "WITH") {
+        if parse_word(p, "SAVEPOINT") {
+            savepoint = true;
+        } else if parse_word(p, "DRAIN") {
+            drain = true;
+        } else {
+            let tok = p.peek_token();
+            return Err(
+                error_at(format!("Expected: SAVEPOINT or DRAIN, found: {tok}"), &tok).into(),
+            );
+        }
+    }
+    Ok(Statement::StopJob {
+        id,
+        savepoint,
+        drain,
     })
 }
 

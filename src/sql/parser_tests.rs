@@ -966,3 +966,23 @@ fn temporal_join_keeps_system_time() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn stop_job() {
+    assert!(matches!(
+        one("STOP JOB 'abc123'"),
+        Statement::StopJob { id, savepoint: false, drain: false } if id == "abc123"
+    ));
+    assert!(matches!(
+        one("stop job 'x' with savepoint with drain"),
+        Statement::StopJob {
+            savepoint: true,
+            drain: true,
+            ..
+        }
+    ));
+    let e = err("STOP JOB abc");
+    assert!(e.message.contains("job id"), "{}", e.message);
+    let e = err("STOP JOB 'x' WITH CHECKPOINT");
+    assert!(e.message.contains("SAVEPOINT or DRAIN"), "{}", e.message);
+}

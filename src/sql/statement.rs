@@ -82,6 +82,12 @@ pub enum Statement {
     Reset(Option<String>),
     /// `EXECUTE STATEMENT SET BEGIN insert; ... END` / `BEGIN STATEMENT SET; ...; END`.
     StatementSet(Vec<Insert>),
+    /// `STOP JOB '<id>' [WITH SAVEPOINT] [WITH DRAIN]`.
+    StopJob {
+        id: String,
+        savepoint: bool,
+        drain: bool,
+    },
 }
 
 /// The kind of catalog object a statement names.

@@ -1,0 +1,123 @@
+//! A leaf execution node whose partitions are streams made by a closure: the scan of the
+//! generating and watching sources (`nexmark`, a monitored `filesystem` directory). It declares
+//! itself bounded or unbounded, so DataFusion (batch mode) and the streaming runtime
+//! (`stream::source`) know whether reading it ends.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+
+/// Opens partition `i` of the scan.
+pub(crate) type OpenPartition =
+    Arc<dyn Fn(usize, Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> + Send + Sync>;
+
+/// A leaf scan made of closure-built streams (see the module documentation).
+pub(crate) struct StreamExec {
+    name: &'static str,
+    detail: String,
+    partitions: usize,
+    open: OpenPartition,
+    properties: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for StreamExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.detail)
+    }
+}
+
+impl StreamExec {
+    pub(crate) fn new(
+        name: &'static str,
+        detail: String,
+        schema: SchemaRef,
+        partitions: usize,
+        bounded: bool,
+        open: OpenPartition,
+    ) -> Self {
+        let boundedness = if bounded {
+            Boundedness::Bounded
+        } else {
+            Boundedness::Unbounded {
+                requires_infinite_memory: false,
+            }
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions.max(1)),
+            EmissionType::Incremental,
+            boundedness,
+        );
+        Self {
+            name,
+            detail,
+            partitions: partitions.max(1),
+            open,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for StreamExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.detail)
+    }
+}
+
+impl ExecutionPlan for StreamExec {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(format!(
+                "{} has no children",
+                self.name
+            )))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        if partition >= self.partitions {
+            return Err(DataFusionError::Internal(format!(
+                "{} has {} partitions, asked for partition {partition}",
+                self.name, self.partitions
+            )));
+        }
+        (self.open)(partition, context)
+    }
+}
