@@ -90,7 +90,16 @@ pub fn lower(l: &mut Lowering, dml: &DmlStatement, input: Lowered) -> Result<usi
         None => provider,
     };
     let sink = connectors::stream_sink(&table, provider.as_ref(), overwrite)?;
-    let node = l.graph.node(input.id);
+    // Name the operator that produces the updates (below any projections / filters on them).
+    let mut producer = input.id;
+    while let Some(edge) = l.graph.node(producer).inputs.first() {
+        let below = l.graph.node(edge.from);
+        if l.graph.node(producer).inputs.len() != 1 || below.mode.is_insert_only() {
+            break;
+        }
+        producer = edge.from;
+    }
+    let node = l.graph.node(producer);
     let node_text = if node.detail.is_empty() {
         node.name.clone()
     } else {
