@@ -1,7 +1,9 @@
 //! Flink's Nexmark queries q0–q23 (`sql-tests/nexmark/`, verbatim), over a bounded `nexmark`
 //! source: every query's `INSERT` runs in streaming mode, and its `SELECT` gives the same rows in
 //! streaming mode (the materialized changelog) as in batch mode. q12 windows on processing time,
-//! so only that it runs is checked.
+//! so only that it runs is checked. q6 (an OVER window over a retracting TopN, which Flink cannot
+//! run) gives the batch rows; its file's sink declares the wrong type for `seller`, so its INSERT
+//! must fail with a clear type error.
 
 use std::path::{Path, PathBuf};
 
@@ -11,14 +13,14 @@ use futures::TryStreamExt;
 use weir::sql::Statement;
 use weir::{Session, SessionOptions, StatementResult};
 
-const EVENTS: &str = "20000";
+const EVENTS: &str = "10000";
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/nexmark")
 }
 
 fn fill(text: &str, side_input: &Path) -> String {
-    text.replace("${TPS}", "10000000")
+    text.replace("${TPS}", "1000")
         .replace("${EVENTS_NUM}", EVENTS)
         .replace("${PERSON_PROPORTION}", "1")
         .replace("${AUCTION_PROPORTION}", "3")
@@ -110,6 +112,13 @@ fn swap_sink(statement: &str) -> String {
     }
 }
 
+/// The query of `INSERT INTO <table> <query>`.
+fn select_of(insert: &str) -> String {
+    let rest = insert[insert.find("INSERT INTO").unwrap() + "INSERT INTO".len()..].trim_start();
+    let after_table = rest.find(char::is_whitespace).unwrap();
+    rest[after_table..].trim().to_string()
+}
+
 async fn run_query(q: &str, compare: bool) {
     let scratch = tempfile::tempdir().unwrap();
     let side_input = scratch.path().join("side_input.txt");
@@ -136,9 +145,11 @@ async fn run_query(q: &str, compare: bool) {
             sql
         };
         match &parsed.statement {
-            Statement::Insert(insert) => {
+            Statement::Insert(_) => {
                 inserts += 1;
-                let select = insert.source.to_string();
+                // The SELECT as written (sqlparser prints `t AS x FOR SYSTEM_TIME AS OF ..` in an
+                // order it cannot parse back).
+                let select = select_of(&parsed.text);
                 if compare {
                     let expected = query_rows(&mut batch, &select).await;
                     let actual = query_rows(&mut streaming, &select).await;
@@ -150,10 +161,22 @@ async fn run_query(q: &str, compare: bool) {
                     );
                     assert_eq!(actual, expected, "{q}: streaming and batch rows differ");
                 }
-                streaming
-                    .execute_sql(&sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{q} streaming INSERT: {e}"));
+                let inserted = streaming.execute_sql(&sql).await;
+                if q == "q6" {
+                    // q6's sink declares `seller VARCHAR` for a BIGINT: Flink's file never ran
+                    // (Flink cannot run q6); the SELECT above is the check, and the INSERT must
+                    // fail with a clear type error rather than write anything.
+                    let Err(e) = inserted else {
+                        panic!("q6: BIGINT went into a VARCHAR column")
+                    };
+                    assert!(
+                        e.to_string()
+                            .contains("incompatible types for column `seller`"),
+                        "{e}"
+                    );
+                } else if let Err(e) = inserted {
+                    panic!("{q} streaming INSERT: {e}");
+                }
             }
             _ => {
                 for s in [&mut batch, &mut streaming] {

@@ -15,12 +15,24 @@ use datafusion::logical_expr::{
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ProcTime {
     signature: Signature,
+    /// Streaming: evaluated per batch (the wall clock as rows pass), never folded to a constant.
+    streaming: bool,
 }
 
 impl ProcTime {
+    /// Batch: the time the query started, folded into a constant at planning.
     pub fn udf() -> ScalarUDF {
         ScalarUDF::new_from_impl(ProcTime {
             signature: Signature::nullary(Volatility::Stable),
+            streaming: false,
+        })
+    }
+
+    /// Streaming: the processing time when each batch is evaluated.
+    pub fn streaming_udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(ProcTime {
+            signature: Signature::nullary(Volatility::Volatile),
+            streaming: true,
         })
     }
 }
@@ -51,6 +63,9 @@ impl ScalarUDFImpl for ProcTime {
     }
 
     fn simplify(&self, _args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        if self.streaming {
+            return Ok(ExprSimplifyResult::Original(vec![]));
+        }
         let now = info
             .query_execution_start_time()
             .map(|t| t.timestamp_millis());

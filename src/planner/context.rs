@@ -153,6 +153,11 @@ impl ContextProvider for PlanningContext<'_> {
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        if self.streaming && name.eq_ignore_ascii_case("proctime") {
+            return Some(Arc::new(
+                crate::functions::proctime::ProcTime::streaming_udf(),
+            ));
+        }
         self.state.scalar_functions().get(name).cloned()
     }
 

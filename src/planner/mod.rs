@@ -7,6 +7,7 @@
 //! Uses `error`, `types`, `sql`, `catalog`, `connectors`, `functions`.
 
 pub mod context;
+pub mod field_names;
 pub mod group_window;
 pub mod insert;
 pub mod resolve;
@@ -28,6 +29,7 @@ use crate::error::Result;
 pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
     let mut query = query.clone();
     group_window::rewrite(&mut query)?;
+    field_names::name_nested_fields(&mut query);
     let as_of = temporal::take(&mut query);
     let plan = SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
     temporal::check(&plan, &as_of)?;
