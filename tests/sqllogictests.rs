@@ -5,7 +5,8 @@
 //! Files under `sql-tests/unified/` run three times: in batch mode, in streaming mode, and in
 //! streaming mode with `'parallelism.default' = '2'` (keyed operators run two instances behind
 //! hash exchanges); the session starts with `SET 'execution.runtime-mode'` set accordingly and
-//! `'table.dml-sync' = 'true'`:
+//! `'table.dml-sync' = 'true'`, and streaming reads batches of 7 rows so watermarks advance inside a
+//! file and out-of-order rows arrive late (within the watermark bound):
 //! the streaming run materializes each query's changelog and must give the same rows as batch.
 //! That is the unification invariant; queries there use `rowsort` (a changelog has no order).
 //!
@@ -193,10 +194,17 @@ async fn run_file(path: &Path, complete: bool, mode: Option<&'static str>) -> Re
                         Some((m, p)) => (m, p),
                         None => (mode, "1"),
                     };
+                    // Streaming reads small batches, so watermarks advance inside a file and
+                    // out-of-order rows arrive after newer ones (within the watermark's bound).
+                    let small = if mode == "streaming" {
+                        " SET 'datafusion.execution.batch_size' = '7';"
+                    } else {
+                        ""
+                    };
                     session
                         .execute_sql(&format!(
                             "SET 'execution.runtime-mode' = '{mode}'; SET 'table.dml-sync' = 'true'; \
-                             SET 'parallelism.default' = '{parallelism}';"
+                             SET 'parallelism.default' = '{parallelism}';{small}"
                         ))
                         .await
                         .map_err(|e| DbError(e.to_string()))?;
