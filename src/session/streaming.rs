@@ -112,12 +112,7 @@ impl Session {
                 runtime::JobStatus::Failed(e) => Err(e.context(format!("in job {id}"))),
                 runtime::JobStatus::Canceled => Err(Error::cancelled()),
                 _ => {
-                    let rows = entry
-                        .job
-                        .counters()
-                        .last()
-                        .map(|(_, c)| c.rows_in.load(std::sync::atomic::Ordering::Relaxed))
-                        .unwrap_or(0);
+                    let rows = entry.job.rows_written();
                     Ok(StatementResult::Status(StatusResult {
                         message: format!("Job {id} finished."),
                         rows_affected: Some(rows),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DFSchema;
 use datafusion::execution::session_state::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -481,8 +481,6 @@ impl<'a> Lowering<'a> {
         Ok(Lowered { id, times, ..input })
     }
 }
-
-use datafusion::logical_expr::UserDefinedLogicalNodeCore;
 
 /// The expression under any aliases.
 pub fn unalias(e: &Expr) -> &Expr {

@@ -33,7 +33,7 @@ use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use changes::{ChangelogMode, op_schema};
+use changes::op_schema;
 use lower::Lowering;
 use operator::StreamSettings;
 use runtime::{Edge, Partitioning, StreamGraph};
@@ -118,11 +118,6 @@ pub async fn plan_inserts(
         ops::sink::lower(&mut l, dml, input)?;
     }
     Ok((l.graph, bounded))
-}
-
-/// The changelog mode a plan's root would have, for messages (`ChangelogMode` of the last node).
-pub fn root_mode(graph: &StreamGraph) -> Option<ChangelogMode> {
-    graph.nodes.last().map(|n| n.mode.clone())
 }
 
 /// Streaming settings from the session options.

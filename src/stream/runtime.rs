@@ -102,15 +102,22 @@ impl StreamGraph {
     /// EXPLAIN text: the plan as a tree from the sink, each operator with its changelog mode.
     pub fn explain(&self) -> String {
         let mut out = String::new();
+        for id in self.roots() {
+            self.explain_node(id, 0, &mut out);
+        }
+        out
+    }
+
+    /// The nodes no other node consumes (the sinks), in graph order.
+    pub fn roots(&self) -> Vec<usize> {
         let consumed: std::collections::HashSet<usize> = self
             .nodes
             .iter()
             .flat_map(|n| n.inputs.iter().map(|e| e.from))
             .collect();
-        for id in (0..self.nodes.len()).filter(|i| !consumed.contains(i)) {
-            self.explain_node(id, 0, &mut out);
-        }
-        out
+        (0..self.nodes.len())
+            .filter(|i| !consumed.contains(i))
+            .collect()
     }
 
     fn explain_node(&self, id: usize, depth: usize, out: &mut String) {
@@ -194,6 +201,8 @@ pub struct RunningJob {
     status: watch::Receiver<JobStatus>,
     counters: Vec<Arc<NodeCounters>>,
     names: Vec<String>,
+    /// The nodes nothing consumes: the job's sinks.
+    sinks: Vec<usize>,
     tasks: Option<tokio::task::JoinHandle<()>>,
     cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -215,6 +224,14 @@ impl RunningJob {
             .cloned()
             .zip(self.counters.iter().cloned())
             .collect()
+    }
+
+    /// Rows that reached the job's sinks.
+    pub fn rows_written(&self) -> u64 {
+        self.sinks
+            .iter()
+            .map(|s| self.counters[*s].rows_in.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Rows dropped as late, over all nodes.
@@ -453,6 +470,7 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
         status: status_rx,
         counters,
         names: graph.nodes.iter().map(|n| n.name.clone()).collect(),
+        sinks: graph.roots(),
         tasks: Some(supervisor),
         cancel: Some(cancel_tx),
     })

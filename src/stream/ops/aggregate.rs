@@ -305,7 +305,7 @@ impl Core {
             key_columns.push(if a.data_type() == t { a } else { cast(&a, t)? });
         }
         let keys = if key_columns.is_empty() {
-            vec![global_key()?; n]
+            vec![KeyEncoder::empty_key()?; n]
         } else {
             let rows = self.encoder.encode(&key_columns)?;
             rows.iter().map(|r| r.owned()).collect()
@@ -365,14 +365,6 @@ impl Core {
         )?;
         Changes::new(data, rows.into_iter().map(|(_, _, k)| k).collect())
     }
-}
-
-/// The one key of an aggregate without `GROUP BY` columns.
-fn global_key() -> Result<OwnedRow> {
-    let encoder = KeyEncoder::new(&[DataType::Boolean])?;
-    let column: ArrayRef = Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]));
-    let rows = encoder.encode(&[column])?;
-    Ok(rows.row(0).owned())
 }
 
 fn sign(kind: RowKind) -> i64 {
@@ -473,7 +465,7 @@ impl Operator for GroupAggregate {
             let values = self.core.values(&self.core.new_accs())?;
             out.emit(
                 self.core
-                    .build(vec![(global_key()?, values, RowKind::Insert)])?,
+                    .build(vec![(KeyEncoder::empty_key()?, values, RowKind::Insert)])?,
             );
             self.emitted_any = true;
         }

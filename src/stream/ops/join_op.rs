@@ -243,7 +243,7 @@ impl JoinOperator {
         };
         let empty_key = match &key_rows {
             Some(_) => None,
-            None => Some(constant_key()?),
+            None => Some(crate::stream::state::KeyEncoder::empty_key()?),
         };
         let null_key: Vec<bool> = (0..n)
             .map(|i| !spec.null_equal && key_arrays.iter().any(|a| a.is_null(i)))
@@ -467,14 +467,6 @@ fn remove_copy(state: &mut KeyedState<Bucket>, key: &OwnedRow, row: &OwnedRow) -
         state.remove(key);
     }
     removed
-}
-
-/// The one key of a join without equi keys (a cross join).
-fn constant_key() -> Result<OwnedRow> {
-    let converter = RowConverter::new(vec![SortField::new(DataType::Null)])?;
-    let rows = converter
-        .convert_columns(&[datafusion::arrow::array::new_null_array(&DataType::Null, 1)])?;
-    Ok(rows.row(0).owned())
 }
 
 fn take_all(columns: &[ArrayRef], idx: &UInt32Array) -> Result<Vec<ArrayRef>> {

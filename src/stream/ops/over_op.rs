@@ -105,14 +105,6 @@ fn converter(schema: &SchemaRef) -> Result<RowConverter> {
     )?)
 }
 
-/// The one key of an operator without key columns.
-pub(crate) fn constant_key() -> Result<OwnedRow> {
-    let converter = RowConverter::new(vec![SortField::new(DataType::Boolean)])?;
-    let column: ArrayRef = Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]));
-    let rows = converter.convert_columns(&[column])?;
-    Ok(rows.row(0).owned())
-}
-
 impl PartitionedWindow {
     pub fn new(ctx: OperatorContext, spec: Arc<WindowSpec>) -> Result<PartitionedWindow> {
         let key_types = spec
@@ -144,7 +136,7 @@ impl PartitionedWindow {
             .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
             .collect::<datafusion::error::Result<Vec<ArrayRef>>>()?;
         if cols.is_empty() {
-            let key = constant_key()?;
+            let key = crate::stream::state::KeyEncoder::empty_key()?;
             return Ok(vec![key; batch.num_rows()]);
         }
         let rows = self.key_rows.convert_columns(&cols)?;

@@ -141,7 +141,7 @@ impl SessionWindow {
 
     fn key_of(&self, batch: &RecordBatch) -> Result<Vec<OwnedRow>> {
         if self.keys.is_empty() {
-            let empty = crate::stream::ops::over_op::constant_key()?;
+            let empty = crate::stream::state::KeyEncoder::empty_key()?;
             return Ok(vec![empty; batch.num_rows()]);
         }
         let cols: Vec<ArrayRef> = self
