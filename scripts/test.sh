@@ -18,6 +18,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# Python clients the tests drive Weir with (ADBC Flight SQL driver, pyarrow, DuckDB, DataFusion),
+# pinned in scripts/requirements-test.txt, installed once into a venv outside the checkout.
+echo "== python test clients"
+export WEIR_PY_VENV="${WEIR_PY_VENV:-$HOME/.cache/weir-py}"
+if [ ! -x "$WEIR_PY_VENV/bin/python" ]; then
+  python3 -m venv "$WEIR_PY_VENV"
+fi
+req_sum=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
+if [ "$(cat "$WEIR_PY_VENV/.weir-requirements.sha256" 2>/dev/null)" != "$req_sum" ]; then
+  "$WEIR_PY_VENV/bin/python" -m pip install --disable-pip-version-check -q -r scripts/requirements-test.txt
+  echo "$req_sum" > "$WEIR_PY_VENV/.weir-requirements.sha256"
+fi
+export WEIR_PYTHON="$WEIR_PY_VENV/bin/python"
+# Tests that need a peer (Python clients, the Hive Metastore) fail instead of skipping when it is
+# missing: this script provides every peer.
+export WEIR_REQUIRE_PEERS=1
+
 echo "== build"
 cargo build --all-targets
 
