@@ -23,6 +23,7 @@ mod context_exec;
 mod datagen;
 mod file_sink;
 mod filesystem;
+pub mod hive;
 mod nexmark;
 mod options;
 mod sinks;
