@@ -6,4 +6,5 @@
 
 pub mod flink;
 pub mod proctime;
+pub mod udf;
 pub mod window;

@@ -13,6 +13,7 @@ pub mod insert;
 pub mod resolve;
 pub mod tables;
 pub mod temporal;
+pub mod temporal_join;
 pub mod types;
 pub mod watermark;
 pub mod window_tvf;
@@ -32,8 +33,7 @@ pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPl
     field_names::name_nested_fields(&mut query);
     let as_of = temporal::take(&mut query);
     let plan = SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
-    temporal::check(&plan, &as_of)?;
-    Ok(plan)
+    temporal::apply(ctx, plan, &as_of)
 }
 
 /// `a, b, c`: a schema's column names, for error messages.

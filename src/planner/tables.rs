@@ -175,7 +175,7 @@ fn view_table(
     qualify_query(&mut query, &path.catalog, &path.database);
     let mut plan =
         SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
-    super::temporal::check(&plan, &as_of)?;
+    plan = super::temporal::apply(ctx, plan, &as_of)?;
     if !view.columns.is_empty() {
         let fields = plan.schema().columns();
         if fields.len() != view.columns.len() {

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod ddl;
+pub mod functions;
 pub mod jobs;
 pub mod result;
 mod show;
@@ -47,6 +48,8 @@ pub struct Session {
     options: BTreeMap<String, String>,
     state: SessionState,
     jobs: jobs::Jobs,
+    /// `CREATE FUNCTION`s of this session (registered in `state`).
+    functions: functions::UserFunctions,
     /// The text of the statement being run (names streaming jobs).
     current_text: String,
 }
@@ -65,6 +68,7 @@ impl Session {
             options,
             state,
             jobs: jobs::Jobs::default(),
+            functions: functions::UserFunctions::default(),
             current_text: String::new(),
         })
     }
@@ -212,7 +216,7 @@ impl Session {
                 config::validate(key, value)?;
                 let mut options = self.options.clone();
                 options.insert(key.clone(), value.clone());
-                self.state = config::build_state(&options)?;
+                self.state = functions::build_state(&options, &self.functions)?;
                 self.options = options;
                 Ok(StatementResult::Status(StatusResult::new(
                     "Session property has been set.",
@@ -225,7 +229,7 @@ impl Session {
                     }
                     None => self.options.clear(),
                 }
-                self.state = config::build_state(&self.options)?;
+                self.state = functions::build_state(&self.options, &self.functions)?;
                 Ok(StatementResult::Status(StatusResult::new(
                     "All session properties have been set to their default values.",
                 )))
@@ -237,6 +241,13 @@ impl Session {
                 drain,
             } => jobs::stop_job(self, id, *savepoint, *drain).await,
             Statement::Describe { name } => show::describe(self, statement, name).await,
+            Statement::CreateFunction(cf) => functions::create(self, cf),
+            Statement::DropFunction {
+                name,
+                temporary,
+                system,
+                if_exists,
+            } => functions::drop(self, name, *temporary, *system, *if_exists),
             _ => ddl::execute(self, statement).await,
         }
     }
@@ -352,6 +363,10 @@ impl Session {
 
     pub(crate) fn registry_mut(&mut self) -> &mut CatalogRegistry {
         &mut self.registry
+    }
+
+    pub(crate) fn user_functions(&self) -> &functions::UserFunctions {
+        &self.functions
     }
 
     pub(crate) fn state(&self) -> &SessionState {

@@ -48,7 +48,7 @@ pub(super) async fn show(
         ),
         Show::Functions { user_only } => {
             if *user_only {
-                return one_column("function name", Vec::new());
+                return one_column("function name", session.user_functions().names());
             }
             let state = session.state();
             let mut names: Vec<String> = state

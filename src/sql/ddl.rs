@@ -13,7 +13,8 @@ use crate::error::{Error, Location, Span};
 use crate::sql::flink_types::parse_flink_type;
 use crate::sql::parser::span_between;
 use crate::sql::statement::{
-    AlterTableAction, AlterViewAction, ColumnSpec, ColumnSpecKind, CreateTable, CreateView,
+    AlterTableAction, AlterViewAction, ColumnSpec, ColumnSpecKind, CreateFunction, CreateTable,
+    CreateView,
     ObjectKind, Statement, WatermarkSpec,
 };
 use crate::sql::support::{
@@ -56,7 +57,7 @@ fn parse_if_exists(p: &mut Parser) -> bool {
 
 /// `CREATE ...`: dispatches on the object kind.
 pub(crate) fn parse_create(p: &mut Parser) -> PResult<Statement> {
-    let create = p.next_token(); // CREATE
+    p.next_token(); // CREATE
     if peek_word(p, "OR") && peek_nth_word(p, 1, "REPLACE") {
         return Err(
             not_supported("CREATE OR REPLACE is not supported yet", &p.peek_token()).into(),
@@ -68,8 +69,8 @@ pub(crate) fn parse_create(p: &mut Parser) -> PResult<Statement> {
         parse_create_table(p, temporary)
     } else if parse_word(p, "VIEW") {
         parse_create_view(p, temporary)
-    } else if peek_word(p, "FUNCTION") || peek_word(p, "SYSTEM") {
-        Err(not_supported("CREATE FUNCTION is not supported yet", &create).into())
+    } else if peek_word(p, "FUNCTION") || (temporary && peek_word(p, "SYSTEM")) {
+        parse_create_function(p, temporary)
     } else if !temporary && parse_word(p, "DATABASE") {
         let if_not_exists = parse_if_not_exists(p);
         let name = p.parse_object_name(false)?;
@@ -103,6 +104,56 @@ pub(crate) fn parse_create(p: &mut Parser) -> PResult<Statement> {
         };
         Err(error_at(format!("Expected: {expected}, found: {at}"), &at).into())
     }
+}
+
+/// `CREATE [TEMPORARY [SYSTEM]] FUNCTION [IF NOT EXISTS] name AS 'class' [LANGUAGE
+/// JAVA|SCALA|PYTHON]`; `CREATE [TEMPORARY]` is consumed.
+fn parse_create_function(p: &mut Parser, temporary: bool) -> PResult<Statement> {
+    let at = p.peek_token();
+    let system = parse_word(p, "SYSTEM");
+    expect_word(p, "FUNCTION")?;
+    let if_not_exists = parse_if_not_exists(p);
+    let name = p.parse_object_name(false)?;
+    if system && name.0.len() != 1 {
+        return Err(error_at(
+            format!("a TEMPORARY SYSTEM function has a simple name, not `{name}`"),
+            &at,
+        )
+        .into());
+    }
+    if name.0.len() > 3 {
+        return Err(error_at(
+            format!("a function name has at most 3 parts (catalog.database.name), not `{name}`"),
+            &at,
+        )
+        .into());
+    }
+    expect_word(p, "AS")?;
+    let class_token = p.peek_token();
+    let class = parse_string(p)?;
+    let language = if parse_word(p, "LANGUAGE") {
+        let lang = p.next_token();
+        let word = lang.token.to_string().to_ascii_uppercase();
+        if !matches!(word.as_str(), "JAVA" | "SCALA" | "PYTHON") {
+            return Err(error_at(
+                format!("Expected: JAVA, SCALA or PYTHON after LANGUAGE, found: {lang}"),
+                &lang,
+            )
+            .into());
+        }
+        Some(word)
+    } else {
+        None
+    };
+    Ok(Statement::CreateFunction(CreateFunction {
+        name,
+        class,
+        class_span: token_span(&class_token),
+        language,
+        temporary,
+        system,
+        if_not_exists,
+    }))
 }
 
 /// What a `CREATE TABLE` column list collects.
@@ -313,15 +364,31 @@ fn parse_create_view(p: &mut Parser, temporary: bool) -> PResult<Statement> {
 /// `DROP [TEMPORARY] TABLE|VIEW [IF EXISTS] name`, `DROP DATABASE [IF EXISTS] name
 /// [RESTRICT|CASCADE]`, `DROP CATALOG [IF EXISTS] name`.
 pub(crate) fn parse_drop(p: &mut Parser) -> PResult<Statement> {
-    let drop = p.next_token(); // DROP
+    p.next_token(); // DROP
     let temporary = parse_word(p, "TEMPORARY");
     let at = p.peek_token();
     let kind = if parse_word(p, "TABLE") {
         ObjectKind::Table
     } else if parse_word(p, "VIEW") {
         ObjectKind::View
-    } else if peek_word(p, "FUNCTION") || peek_word(p, "SYSTEM") {
-        return Err(not_supported("DROP FUNCTION is not supported yet", &drop).into());
+    } else if peek_word(p, "FUNCTION") || (temporary && peek_word(p, "SYSTEM")) {
+        let system = parse_word(p, "SYSTEM");
+        expect_word(p, "FUNCTION")?;
+        let if_exists = parse_if_exists(p);
+        let name = p.parse_object_name(false)?;
+        if system && name.0.len() != 1 {
+            return Err(error_at(
+                format!("a TEMPORARY SYSTEM function has a simple name, not `{name}`"),
+                &at,
+            )
+            .into());
+        }
+        return Ok(Statement::DropFunction {
+            name,
+            temporary,
+            system,
+            if_exists,
+        });
     } else if !temporary && parse_word(p, "DATABASE") {
         ObjectKind::Database
     } else if !temporary && parse_word(p, "CATALOG") {

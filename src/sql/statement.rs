@@ -82,6 +82,15 @@ pub enum Statement {
     Reset(Option<String>),
     /// `EXECUTE STATEMENT SET BEGIN insert; ... END` / `BEGIN STATEMENT SET; ...; END`.
     StatementSet(Vec<Insert>),
+    /// `CREATE [TEMPORARY [SYSTEM]] FUNCTION [IF NOT EXISTS] name AS 'class' [LANGUAGE ..]`.
+    CreateFunction(CreateFunction),
+    /// `DROP [TEMPORARY [SYSTEM]] FUNCTION [IF EXISTS] name`.
+    DropFunction {
+        name: ObjectName,
+        temporary: bool,
+        system: bool,
+        if_exists: bool,
+    },
     /// `STOP JOB '<id>' [WITH SAVEPOINT] [WITH DRAIN]`.
     StopJob {
         id: String,
@@ -110,6 +119,24 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Function => "function",
         })
     }
+}
+
+/// `CREATE FUNCTION`: a named function implemented by a (JVM) class. Weir maps the class name
+/// to a native implementation when the statement runs.
+#[derive(Debug, Clone)]
+pub struct CreateFunction {
+    /// `[catalog.][db.]name` (a system function: one part).
+    pub name: ObjectName,
+    /// The implementation class, e.g. `com.github.nexmark.flink.udf.CountChar`.
+    pub class: String,
+    /// Where the class literal is in the script (errors about the class point there).
+    pub class_span: Option<Span>,
+    /// `LANGUAGE JAVA|SCALA|PYTHON` (upper case), if given.
+    pub language: Option<String>,
+    pub temporary: bool,
+    /// `TEMPORARY SYSTEM`: a function without catalog and database, shadowing built-ins.
+    pub system: bool,
+    pub if_not_exists: bool,
 }
 
 /// `INSERT INTO|OVERWRITE`.

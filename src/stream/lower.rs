@@ -24,6 +24,7 @@ use super::runtime::{Edge, GraphNode, NodeKind, OperatorFactory, Partitioning, S
 use super::source::PhysicalPlanSource;
 use crate::error::{Error, Result};
 use crate::functions::window::WindowKind;
+use crate::planner::temporal_join::TemporalJoinNode;
 use crate::planner::watermark::WatermarkNode;
 use crate::planner::window_tvf::{WindowTvfNode, describe};
 
@@ -373,6 +374,11 @@ impl<'a> Lowering<'a> {
                         times.rowtime.push(column);
                     }
                     return Ok(Lowered { id, times, ..input });
+                }
+                if let Some(tj) = node.downcast_ref::<TemporalJoinNode>() {
+                    let left = self.lower(&tj.left).await?;
+                    let right = self.lower(&tj.right).await?;
+                    return ops::temporal_join::lower(self, tj, left, right);
                 }
                 if let Some(tvf) = node.downcast_ref::<WindowTvfNode>() {
                     let input = self.lower(&tvf.input).await?;

@@ -239,7 +239,7 @@ pub fn lower(l: &mut Lowering, join: &Join, left: Lowered, right: Lowered) -> Re
 
 /// The key columns of one side: plain columns are used in place; other expressions are appended
 /// to the side's rows by a projection (whose node is returned instead of `input`).
-fn key_columns(
+pub(crate) fn key_columns(
     l: &mut Lowering,
     input: &Lowered,
     schema: &DFSchema,

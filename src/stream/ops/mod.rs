@@ -9,6 +9,8 @@
 //! - `join`: regular joins with retraction, interval joins (state cleaned by watermark);
 //! - `over`: `OVER` windows, TopN and deduplication (`ROW_NUMBER() ... WHERE rn <= N`), with the
 //!   partitioned-window operator in `over_op`;
+//! - `temporal_join`: event-time temporal joins against versioned tables (`FOR SYSTEM_TIME AS
+//!   OF` a rowtime), released by the watermark;
 //! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
 
 pub mod accumulators;
@@ -21,5 +23,6 @@ pub mod over;
 pub mod over_op;
 pub mod session;
 pub mod sink;
+pub mod temporal_join;
 pub mod watermark;
 pub mod window_assign;

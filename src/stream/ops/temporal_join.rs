@@ -1,0 +1,469 @@
+//! Event-time temporal join (`JOIN versioned FOR SYSTEM_TIME AS OF left.rowtime`): the
+//! [`TemporalJoinOperator`] and its lowering from the planner's [`TemporalJoinNode`].
+//!
+//! Both inputs are hash-exchanged on the versioned table's primary key (left: the expressions
+//! equal to it). Per key the operator keeps
+//!
+//! - the right input's *versions*: rowtime → row (`+I`/`+U` start a version; `-U`/`-D` end the
+//!   current one: a "no row" entry at their rowtime), and
+//! - the left rows not yet joined, by their event time.
+//!
+//! When the merged watermark passes `W`, no more right rows with rowtime `<= W` will arrive, so
+//! every buffered left row with time `<= W` is joined with the version valid at its time (the
+//! latest rowtime `<=` its time; ties: the later arrival wins) and emitted; the residual condition
+//! is applied to that pair. Versions older than the latest one at or before `W` can no longer be
+//! needed and are dropped. Left rows that arrive with a time `<=` the watermark are late: dropped
+//! and counted. Output is append-only; it keeps the left input's rowtime attribute.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, filter as filter_array, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::logical_expr::{Expr, ExprSchemable, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::error::{Error, Result};
+use crate::functions::window::millis;
+use crate::planner::temporal_join::TemporalJoinNode;
+use crate::stream::changes::{ChangelogMode, Changes, WATERMARK_MAX};
+use crate::stream::lower::{Lowered, Lowering, Times, unalias};
+use crate::stream::operator::{Operator, OperatorContext, Output};
+use crate::stream::state::{KeyEncoder, KeyedState};
+
+/// What every instance of a temporal join needs to know.
+pub struct TemporalJoinSpec {
+    /// Per side (0 = left, 1 = right): the data columns (a prefix of the input's columns; key
+    /// columns computed by a projection may follow).
+    pub sides: [SchemaRef; 2],
+    /// Per side: input column indices of the key (pairwise equal; right: the primary key).
+    pub keys: [Vec<usize>; 2],
+    /// Key types (both sides' keys are cast to these).
+    pub key_types: Vec<DataType>,
+    /// Per side: the rowtime column (left: the `AS OF` column; right: the versioned table's).
+    pub time: [usize; 2],
+    /// The residual condition over left ++ right data columns.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// `LEFT JOIN`: left rows without a (matching) version are emitted with NULLs.
+    pub outer: bool,
+    /// The output schema (left data columns then right data columns).
+    pub schema: SchemaRef,
+}
+
+/// One instance of an event-time temporal join (see the module doc).
+pub struct TemporalJoinOperator {
+    spec: Arc<TemporalJoinSpec>,
+    ctx: OperatorContext,
+    keys: KeyEncoder,
+    rows: [RowConverter; 2],
+    /// Key → event time → left rows waiting for the watermark.
+    left: KeyedState<BTreeMap<i64, Vec<OwnedRow>>>,
+    /// Key → rowtime → version (`None`: the key had no row from then on).
+    versions: KeyedState<BTreeMap<i64, Option<OwnedRow>>>,
+    watermark: i64,
+    held: usize,
+}
+
+impl TemporalJoinOperator {
+    pub fn new(spec: Arc<TemporalJoinSpec>, ctx: &OperatorContext) -> Result<Self> {
+        let converter = |s: &SchemaRef| -> Result<RowConverter> {
+            Ok(RowConverter::new(
+                s.fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?)
+        };
+        Ok(Self {
+            keys: KeyEncoder::new(&spec.key_types)?,
+            rows: [converter(&spec.sides[0])?, converter(&spec.sides[1])?],
+            left: KeyedState::new(ctx.state_id("left"), None),
+            versions: KeyedState::new(ctx.state_id("versions"), None),
+            watermark: i64::MIN,
+            held: 0,
+            ctx: ctx.clone(),
+            spec,
+        })
+    }
+
+    /// Per row of `changes` (side `s`): its data columns, time, and key (`None` when the time or
+    /// a key column is NULL: such a row never matches).
+    #[allow(clippy::type_complexity)]
+    fn decode(
+        &self,
+        s: usize,
+        changes: &Changes,
+    ) -> Result<(Vec<ArrayRef>, Vec<Option<(i64, OwnedRow)>>)> {
+        let width = self.spec.sides[s].fields().len();
+        let columns = changes.data.columns();
+        if columns.len() < width {
+            return Err(Error::internal(
+                "temporal join input has fewer columns than expected",
+            ));
+        }
+        let data = columns[..width].to_vec();
+        let time_column = columns
+            .get(self.spec.time[s])
+            .ok_or_else(|| Error::internal("temporal join time column out of range"))?;
+        let times = millis(time_column)?;
+        let mut key_arrays = Vec::with_capacity(self.spec.keys[s].len());
+        for (c, t) in self.spec.keys[s].iter().zip(&self.spec.key_types) {
+            let a = columns
+                .get(*c)
+                .ok_or_else(|| Error::internal("temporal join key column out of range"))?;
+            key_arrays.push(if a.data_type() == t {
+                Arc::clone(a)
+            } else {
+                cast(a, t)?
+            });
+        }
+        let keys = self.keys.encode(&key_arrays)?;
+        let slots = (0..changes.num_rows())
+            .map(|i| {
+                let null = times.is_null(i) || key_arrays.iter().any(|a| a.is_null(i));
+                (!null).then(|| (times.value(i), keys.row(i).owned()))
+            })
+            .collect();
+        Ok((data, slots))
+    }
+
+    fn process_left(&mut self, changes: &Changes, out: &mut Output) -> Result<()> {
+        if !changes.is_insert_only() {
+            return Err(Error::not_supported(
+                "a temporal join with an updating left input is not supported yet",
+            ));
+        }
+        let (data, slots) = self.decode(0, changes)?;
+        let rows = self.rows[0].convert_columns(&data)?;
+        let mut unmatched: Vec<(OwnedRow, Option<OwnedRow>)> = Vec::new();
+        let mut late = 0;
+        for (i, slot) in slots.into_iter().enumerate() {
+            match slot {
+                None => {
+                    if self.spec.outer {
+                        unmatched.push((rows.row(i).owned(), None));
+                    }
+                }
+                Some((t, _)) if t <= self.watermark => late += 1,
+                Some((t, key)) => {
+                    self.left
+                        .get_or_insert_with(&key, BTreeMap::new)
+                        .entry(t)
+                        .or_default()
+                        .push(rows.row(i).owned());
+                    self.held += 1;
+                }
+            }
+        }
+        if late > 0 {
+            self.ctx.count_late(late);
+        }
+        if let Some(batch) = self.build(unmatched)? {
+            out.emit(Changes::inserts(batch));
+        }
+        Ok(())
+    }
+
+    fn process_right(&mut self, changes: &Changes) -> Result<()> {
+        let (data, slots) = self.decode(1, changes)?;
+        let rows = self.rows[1].convert_columns(&data)?;
+        for (i, slot) in slots.into_iter().enumerate() {
+            let Some((t, key)) = slot else { continue };
+            let version = changes
+                .kind(i)
+                .is_addition()
+                .then(|| rows.row(i).owned());
+            let versions = self.versions.get_or_insert_with(&key, BTreeMap::new);
+            if versions.insert(t, version).is_none() {
+                self.held += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joined rows for (left row, its version) pairs, after the residual condition; `None` when
+    /// nothing is left.
+    fn build(&self, pairs: Vec<(OwnedRow, Option<OwnedRow>)>) -> Result<Option<RecordBatch>> {
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let n = pairs.len();
+        let left = self.rows[0].convert_rows(pairs.iter().map(|(l, _)| l.row()))?;
+        let right_rows: Vec<&OwnedRow> = pairs.iter().filter_map(|(_, r)| r.as_ref()).collect();
+        let right = self.rows[1].convert_rows(right_rows.iter().map(|r| r.row()))?;
+        let mut next = 0u32;
+        let mut indices: Vec<Option<u32>> = pairs
+            .iter()
+            .map(|(_, r)| {
+                r.as_ref().map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let take_right = |indices: &[Option<u32>]| -> Result<Vec<ArrayRef>> {
+            let idx = UInt32Array::from(indices.to_vec());
+            right
+                .iter()
+                .map(|c| Ok(take(c.as_ref(), &idx, None)?))
+                .collect()
+        };
+        let mut right_cols = take_right(&indices)?;
+        if let Some(filter) = &self.spec.filter {
+            let fields: Vec<Field> = self.spec.sides[0]
+                .fields()
+                .iter()
+                .chain(self.spec.sides[1].fields().iter())
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect();
+            let columns: Vec<ArrayRef> = left.iter().chain(right_cols.iter()).cloned().collect();
+            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+            let mask = filter.evaluate(&batch)?.into_array(n)?;
+            let mask = mask
+                .as_boolean_opt()
+                .ok_or_else(|| Error::internal("temporal join condition is not boolean"))?;
+            let mut changed = false;
+            for (i, idx) in indices.iter_mut().enumerate() {
+                if idx.is_some() && !(mask.is_valid(i) && mask.value(i)) {
+                    *idx = None;
+                    changed = true;
+                }
+            }
+            if changed {
+                right_cols = take_right(&indices)?;
+            }
+        }
+        let mut columns: Vec<ArrayRef> = left;
+        columns.extend(right_cols);
+        if !self.spec.outer {
+            let keep = datafusion::arrow::array::BooleanArray::from(
+                indices.iter().map(|i| i.is_some()).collect::<Vec<_>>(),
+            );
+            columns = columns
+                .iter()
+                .map(|c| Ok(filter_array(c.as_ref(), &keep)?))
+                .collect::<Result<_>>()?;
+            if keep.true_count() == 0 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.spec.schema),
+            columns,
+        )?))
+    }
+}
+
+#[async_trait]
+impl Operator for TemporalJoinOperator {
+    async fn process(&mut self, input: usize, changes: Changes, out: &mut Output) -> Result<()> {
+        match input {
+            0 => self.process_left(&changes, out),
+            _ => self.process_right(&changes),
+        }
+    }
+
+    async fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        // Left rows whose time the watermark passed, joined with the version valid then.
+        let ready: Vec<OwnedRow> = self
+            .left
+            .iter()
+            .filter(|(_, m)| m.first_key_value().is_some_and(|(t, _)| *t <= watermark))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut pairs: Vec<(OwnedRow, Option<OwnedRow>)> = Vec::new();
+        for key in ready {
+            let Some(waiting) = self.left.get_mut(&key) else {
+                continue;
+            };
+            let due = if watermark == WATERMARK_MAX {
+                std::mem::take(waiting)
+            } else {
+                let later = waiting.split_off(&(watermark + 1));
+                std::mem::replace(waiting, later)
+            };
+            if waiting.is_empty() {
+                self.left.remove(&key);
+            }
+            let versions = self.versions.get(&key);
+            for (t, rows) in due {
+                let version = versions
+                    .and_then(|v| v.range(..=t).next_back())
+                    .and_then(|(_, r)| r.clone());
+                self.held = self.held.saturating_sub(rows.len());
+                pairs.extend(rows.into_iter().map(|r| (r, version.clone())));
+            }
+        }
+        // Versions no longer needed: all but the latest at or before the watermark.
+        let mut dropped = 0;
+        let mut empty: Vec<OwnedRow> = Vec::new();
+        let keys: Vec<OwnedRow> = self.versions.iter().map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            let Some(versions) = self.versions.get_mut(&key) else {
+                continue;
+            };
+            let Some((&current, _)) = versions.range(..=watermark).next_back() else {
+                continue;
+            };
+            let kept = versions.split_off(&current);
+            dropped += versions.len();
+            *versions = kept;
+            if versions.len() == 1 && versions.get(&current).is_some_and(|v| v.is_none()) {
+                dropped += 1;
+                empty.push(key);
+            }
+        }
+        for key in empty {
+            self.versions.remove(&key);
+        }
+        self.held = self.held.saturating_sub(dropped);
+        if let Some(batch) = self.build(pairs)? {
+            out.emit(Changes::inserts(batch));
+        }
+        Ok(())
+    }
+
+    fn state_rows(&self) -> usize {
+        self.held
+    }
+}
+
+/// Lowers a [`TemporalJoinNode`]: both inputs keyed by the primary key, one operator.
+///
+/// # Errors
+/// `Invalid` when the `AS OF` column is not an event-time attribute in streaming mode;
+/// `NotSupported` for an updating left input.
+pub fn lower(
+    l: &mut Lowering,
+    node: &TemporalJoinNode,
+    left: Lowered,
+    right: Lowered,
+) -> Result<Lowered> {
+    if !left.mode.is_insert_only() {
+        return Err(Error::not_supported(
+            "a temporal join (FOR SYSTEM_TIME AS OF) with an updating left input is not \
+             supported yet",
+        ));
+    }
+    let left_df = node.left.schema();
+    let right_df = node.right.schema();
+    let column_index = |e: &Expr, df: &datafusion::common::DFSchema| -> Option<usize> {
+        match unalias(e) {
+            Expr::Column(c) => df.index_of_column(c).ok(),
+            _ => None,
+        }
+    };
+    let left_time = column_index(&node.left_time, left_df)
+        .filter(|i| left.times.rowtime.contains(i))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "FOR SYSTEM_TIME AS OF {}: not an event-time attribute in streaming mode; declare \
+                 a WATERMARK for it in the table (or use a PROCTIME() column for a lookup join)",
+                node.left_time
+            ))
+        })?;
+    let right_time = column_index(&node.right_time, right_df)
+        .filter(|i| right.times.rowtime.contains(i))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "temporal join: the versioned table's rowtime `{}` is not an event-time \
+                 attribute here",
+                node.right_time
+            ))
+        })?;
+    let mut key_types = Vec::with_capacity(node.left_keys.len());
+    for k in &node.left_keys {
+        key_types.push(k.get_type(left_df.as_ref())?);
+    }
+    let left_on: Vec<&Expr> = node.left_keys.iter().collect();
+    let right_on: Vec<&Expr> = node.right_keys.iter().collect();
+    let (left_in, left_keys) = super::join::key_columns(l, &left, left_df, &left_on)?;
+    let (right_in, right_keys) = super::join::key_columns(l, &right, right_df, &right_on)?;
+    let filter = match &node.filter {
+        Some(f) => Some(l.physical_expr(f, node.schema())?),
+        None => None,
+    };
+    let schema: SchemaRef = Arc::new(node.schema().as_arrow().clone());
+    let detail = format!(
+        "joinType=[{}], where=[{}], leftKeys=[{}], rightKeys=[{}], leftTimeAttribute=[{}], \
+         rightTimeAttribute=[{}]",
+        if node.outer {
+            "LeftOuterJoin"
+        } else {
+            "InnerJoin"
+        },
+        {
+            let mut c: Vec<String> = node
+                .left_keys
+                .iter()
+                .zip(&node.right_keys)
+                .map(|(a, b)| format!("{a} = {b}"))
+                .collect();
+            c.extend(node.filter.iter().map(|f| f.to_string()));
+            c.join(" AND ")
+        },
+        node.left_keys
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        node.right_keys
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        node.left_time,
+        node.right_time,
+    );
+    let parallelism = l.keyed_parallelism(&left_keys);
+    let edges = vec![
+        l.keyed_edge(&left_in, left_keys.clone(), parallelism),
+        l.keyed_edge(&right_in, right_keys.clone(), parallelism),
+    ];
+    let spec = Arc::new(TemporalJoinSpec {
+        sides: [
+            Arc::new(left_df.as_arrow().clone()),
+            Arc::new(right_df.as_arrow().clone()),
+        ],
+        keys: [left_keys, right_keys],
+        key_types,
+        time: [left_time, right_time],
+        filter,
+        outer: node.outer,
+        schema: Arc::clone(&schema),
+    });
+    let id = l.add_operator(
+        "TemporalJoin",
+        detail,
+        schema,
+        ChangelogMode::InsertOnly,
+        parallelism,
+        edges,
+        Box::new(move |ctx| Ok(Box::new(TemporalJoinOperator::new(Arc::clone(&spec), ctx)?))),
+    );
+    let width = left_df.fields().len();
+    Ok(Lowered {
+        id,
+        mode: ChangelogMode::InsertOnly,
+        times: Times {
+            rowtime: left
+                .times
+                .rowtime
+                .iter()
+                .copied()
+                .filter(|c| *c < width)
+                .collect(),
+            proctime: vec![],
+            window: None,
+        },
+        bounded: left.bounded && right.bounded,
+        parallelism,
+    })
+}
