@@ -82,6 +82,44 @@ pub fn take(query: &mut ast::Query) -> Vec<AsOf> {
     taker.0
 }
 
+/// The SQL text of `query` that parses back to the same query. sqlparser prints a table's
+/// `FOR SYSTEM_TIME AS OF` after its alias but parses it only before; stored view text must
+/// round-trip, so the versioned tables are printed here in the parseable order.
+pub fn query_text(query: &ast::Query) -> String {
+    struct Marker(Vec<(String, String)>);
+    impl VisitorMut for Marker {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                alias,
+                version,
+                ..
+            } = tf
+                && let Some(v) = version.take()
+            {
+                let placeholder = format!("__weir_table_version_{}", self.0.len());
+                let text = match alias.take() {
+                    Some(a) => format!("{name} {v} {a}"),
+                    None => format!("{name} {v}"),
+                };
+                *name = ast::ObjectName::from(vec![ast::Ident::new(placeholder.clone())]);
+                self.0.push((placeholder, text));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut query = query.clone();
+    let mut marker = Marker(Vec::new());
+    let _ = query.visit(&mut marker);
+    let mut text = query.to_string();
+    // Replace the longest placeholders first (`_10` before `_1`).
+    for (placeholder, original) in marker.0.iter().rev() {
+        text = text.replace(placeholder, original);
+    }
+    text
+}
+
 /// Applies the taken `AS OF` clauses to `plan` (see the module doc).
 ///
 /// # Errors

@@ -380,7 +380,7 @@ async fn create_view(
         )));
     }
     let def = ViewDef {
-        query: cv.query.to_string(),
+        query: planner::temporal::query_text(&cv.query),
         columns: cv.columns.clone(),
         comment: cv.comment.clone(),
     };
@@ -555,7 +555,7 @@ async fn alter_view(
             let snapshot = session.snapshot(&statement).await?;
             planner::plan_query(&PlanningContext::new(session.state(), &snapshot), query)?;
             let def = ViewDef {
-                query: query.to_string(),
+                query: planner::temporal::query_text(query),
                 ..view
             };
             catalog
