@@ -467,3 +467,180 @@ pub fn lower(
         parallelism,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::changes::RowKind;
+    use datafusion::arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::TimeUnit;
+    use datafusion::arrow::util::display::array_value_to_string;
+    use std::sync::atomic::Ordering;
+
+    fn side(value: &str) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new(value, DataType::Utf8, true),
+        ]))
+    }
+
+    fn operator(outer: bool) -> (TemporalJoinOperator, OperatorContext) {
+        let (left, right) = (side("v"), side("r"));
+        let fields: Vec<Field> = left
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain(
+                right
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true)),
+            )
+            .collect();
+        let spec = Arc::new(TemporalJoinSpec {
+            sides: [left, right],
+            keys: [vec![0], vec![0]],
+            key_types: vec![DataType::Int64],
+            time: [1, 1],
+            filter: None,
+            outer,
+            schema: Arc::new(Schema::new(fields)),
+        });
+        let ctx = OperatorContext::for_tests();
+        (TemporalJoinOperator::new(spec, &ctx).unwrap(), ctx)
+    }
+
+    fn rows(schema: SchemaRef, rows: &[(Option<i64>, i64, &str)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(TimestampMillisecondArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    async fn left(op: &mut TemporalJoinOperator, r: &[(Option<i64>, i64, &str)]) -> Vec<String> {
+        let mut out = Output::default();
+        let batch = rows(side("v"), r);
+        op.process(0, Changes::inserts(batch), &mut out).await.unwrap();
+        render(out)
+    }
+
+    async fn right(op: &mut TemporalJoinOperator, r: &[(Option<i64>, i64, &str)], kinds: &[RowKind]) {
+        let mut out = Output::default();
+        let batch = rows(side("r"), r);
+        let changes = if kinds.is_empty() {
+            Changes::inserts(batch)
+        } else {
+            Changes::new(batch, kinds.to_vec()).unwrap()
+        };
+        op.process(1, changes, &mut out).await.unwrap();
+        assert!(out.changes.is_empty(), "the right input emits nothing");
+    }
+
+    async fn watermark(op: &mut TemporalJoinOperator, w: i64) -> Vec<String> {
+        let mut out = Output::default();
+        op.on_watermark(w, &mut out).await.unwrap();
+        render(out)
+    }
+
+    /// `left value -> right value` per output row (NULL when no version), sorted.
+    fn render(out: Output) -> Vec<String> {
+        let mut lines = Vec::new();
+        for c in &out.changes {
+            assert!(c.is_insert_only());
+            for i in 0..c.num_rows() {
+                let v = array_value_to_string(c.data.column(2), i).unwrap();
+                let r = c.data.column(5);
+                let r = if r.is_null(i) {
+                    "NULL".to_string()
+                } else {
+                    array_value_to_string(r, i).unwrap()
+                };
+                lines.push(format!("{v}->{r}"));
+            }
+        }
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn joins_the_version_valid_at_the_left_time() {
+        for outer in [false, true] {
+            let (mut op, _) = operator(outer);
+            right(&mut op, &[(Some(1), 10, "a"), (Some(1), 20, "b")], &[]).await;
+            // Out of order, before any version, and a key without versions.
+            let early = left(
+                &mut op,
+                &[
+                    (Some(1), 25, "x25"),
+                    (Some(1), 15, "x15"),
+                    (Some(1), 5, "x5"),
+                    (Some(1), 20, "x20"),
+                    (Some(2), 12, "y12"),
+                ],
+            )
+            .await;
+            assert!(early.is_empty(), "nothing before the watermark: {early:?}");
+            let out = watermark(&mut op, 16).await;
+            let expected: Vec<&str> = if outer {
+                vec!["x15->a", "x5->NULL", "y12->NULL"]
+            } else {
+                vec!["x15->a"]
+            };
+            assert_eq!(out, expected, "outer={outer}");
+            // A later version replaces b for rows after it only.
+            right(&mut op, &[(Some(1), 22, "c")], &[]).await;
+            assert_eq!(watermark(&mut op, 30).await, vec!["x20->b", "x25->c"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn late_left_rows_are_dropped_and_counted() {
+        let (mut op, ctx) = operator(true);
+        right(&mut op, &[(Some(1), 10, "a")], &[]).await;
+        assert!(watermark(&mut op, 20).await.is_empty());
+        assert!(left(&mut op, &[(Some(1), 20, "late"), (Some(1), 21, "ok")]).await.is_empty());
+        assert_eq!(ctx.counters.late_rows_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(watermark(&mut op, i64::MAX).await, vec!["ok->a"]);
+        // NULL keys never match: a LEFT JOIN emits them at once.
+        assert_eq!(left(&mut op, &[(None, 50, "n")]).await, vec!["n->NULL"]);
+    }
+
+    #[tokio::test]
+    async fn a_retraction_ends_a_version_and_old_versions_are_cleaned() {
+        let (mut op, _) = operator(false);
+        right(
+            &mut op,
+            &[(Some(1), 10, "a"), (Some(1), 20, "a"), (Some(1), 20, "b"), (Some(2), 5, "z")],
+            &[
+                RowKind::Insert,
+                RowKind::UpdateBefore,
+                RowKind::UpdateAfter,
+                RowKind::Insert,
+            ],
+        )
+        .await;
+        right(&mut op, &[(Some(2), 8, "z")], &[RowKind::Delete]).await;
+        left(
+            &mut op,
+            &[(Some(1), 15, "p"), (Some(1), 20, "q"), (Some(2), 6, "r"), (Some(2), 9, "s")],
+        )
+        .await;
+        assert_eq!(op.state_rows(), 4 + 4);
+        assert_eq!(watermark(&mut op, 25).await, vec!["p->a", "q->b", "r->z"]);
+        // Key 1 keeps only its version at 20; key 2 ended (a deletion) and is gone.
+        assert_eq!(op.versions.len(), 1);
+        assert_eq!(op.state_rows(), 1);
+    }
+}
