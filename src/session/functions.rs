@@ -127,7 +127,7 @@ fn names(session: &Session, name: &ObjectName, kind: FunctionKind) -> Result<(St
 }
 
 /// `CREATE [TEMPORARY [SYSTEM]] FUNCTION`.
-pub(super) fn create(session: &mut Session, cf: &CreateFunction) -> Result<StatementResult> {
+pub(super) async fn create(session: &mut Session, cf: &CreateFunction) -> Result<StatementResult> {
     let kind = match (cf.temporary, cf.system) {
         (_, true) => FunctionKind::TemporarySystem,
         (true, false) => FunctionKind::Temporary,
@@ -146,6 +146,17 @@ pub(super) fn create(session: &mut Session, cf: &CreateFunction) -> Result<State
         ))));
     }
     let (simple, display) = names(session, &cf.name, kind)?;
+    if kind != FunctionKind::TemporarySystem {
+        let p = parts(&cf.name);
+        let path = session.registry().qualify(&p)?;
+        let catalog = session.registry().catalog(&path.catalog)?;
+        if catalog.get_database(&path.database).await?.is_none() {
+            return Err(Error::not_found(format!(
+                "database `{}`.`{}` does not exist",
+                path.catalog, path.database
+            )));
+        }
+    }
     if native_udf(&cf.class, &simple).is_none() {
         return Err(located(Error::not_supported(format!(
             "Weir runs no Java; class '{}' has no native implementation (known classes: {})",
@@ -224,4 +235,116 @@ pub(super) fn drop(
     session.state = build_state(&session.options, &functions)?;
     session.functions = functions;
     ok("Execute statement succeeded.")
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, RecordBatch};
+    use datafusion::arrow::util::display::array_value_to_string;
+    use futures::TryStreamExt;
+
+    use crate::stream::changes::materialize;
+    use crate::{Session, SessionOptions, StatementResult};
+
+    /// The rows of the last statement of `sql`, as `a,b` lines, sorted.
+    async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
+        let mut results = s.execute_sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let Some(StatementResult::Rows(r)) = results.pop() else {
+            panic!("no rows from {sql}")
+        };
+        let (schema, changelog) = (r.schema.clone(), r.changelog);
+        let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+        let batch = if changelog {
+            materialize(&schema, &batches).unwrap()
+        } else {
+            datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+        };
+        let mut out: Vec<String> = (0..batch.num_rows())
+            .map(|i| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(i) {
+                            "NULL".to_string()
+                        } else {
+                            array_value_to_string(c, i).unwrap()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn fails(s: &mut Session, sql: &str) -> String {
+        match s.execute_sql(sql).await {
+            Ok(_) => panic!("{sql} succeeded"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn functions_are_created_used_listed_and_dropped() {
+        let mut s = Session::open(SessionOptions::default()).await.unwrap();
+        s.execute_sql("CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'")
+            .await
+            .unwrap();
+        let q = "SELECT s, COUNT_CHAR(s, 'a') FROM (VALUES ('banana'), ('xyz'), (NULL)) AS t(s)";
+        let expected = vec!["NULL,NULL", "banana,3", "xyz,0"];
+        assert_eq!(rows(&mut s, q).await, expected);
+        // SET rebuilds the engine state: the function survives, in both engines.
+        s.execute_sql("SET 'parallelism.default' = '2'").await.unwrap();
+        s.execute_sql("SET 'execution.runtime-mode' = 'streaming'")
+            .await
+            .unwrap();
+        assert_eq!(rows(&mut s, q).await, expected);
+        s.execute_sql("RESET").await.unwrap();
+        assert_eq!(rows(&mut s, q).await, expected);
+
+        assert_eq!(rows(&mut s, "SHOW USER FUNCTIONS").await, vec!["count_char"]);
+        assert!(rows(&mut s, "SHOW FUNCTIONS").await.contains(&"count_char".to_string()));
+
+        let e = fails(&mut s, "CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'").await;
+        assert!(e.contains("already exists"), "{e}");
+        s.execute_sql("CREATE FUNCTION IF NOT EXISTS count_char AS 'com.github.nexmark.flink.udf.CountChar'")
+            .await
+            .unwrap();
+        let e = fails(&mut s, "DROP TEMPORARY FUNCTION count_char").await;
+        assert!(e.contains("drop it with DROP FUNCTION"), "{e}");
+        s.execute_sql("DROP FUNCTION count_char").await.unwrap();
+        assert!(rows(&mut s, "SHOW USER FUNCTIONS").await.is_empty());
+        let e = fails(&mut s, q).await;
+        assert!(e.to_lowercase().contains("count_char"), "{e}");
+        let e = fails(&mut s, "DROP FUNCTION count_char").await;
+        assert!(e.contains("does not exist"), "{e}");
+        s.execute_sql("DROP FUNCTION IF EXISTS count_char").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn system_functions_shadow_built_ins_and_classes_are_checked() {
+        let mut s = Session::open(SessionOptions::default()).await.unwrap();
+        let e = fails(&mut s, "CREATE FUNCTION upper AS 'com.github.nexmark.flink.udf.CountChar'").await;
+        assert!(e.contains("built-in"), "{e}");
+        s.execute_sql(
+            "CREATE TEMPORARY SYSTEM FUNCTION upper AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows(&mut s, "SELECT upper('abcb', 'b')").await, vec!["2"]);
+        s.execute_sql("DROP TEMPORARY SYSTEM FUNCTION upper").await.unwrap();
+        assert_eq!(rows(&mut s, "SELECT upper('abc')").await, vec!["ABC"]);
+
+        let e = fails(&mut s, "CREATE TEMPORARY FUNCTION f AS 'x.Y' LANGUAGE PYTHON").await;
+        assert!(e.contains("Weir runs no Python"), "{e}");
+        let e = fails(&mut s, "CREATE FUNCTION f AS 'org.example.Udf'").await;
+        assert!(
+            e.contains("Weir runs no Java; class 'org.example.Udf' has no native implementation"),
+            "{e}"
+        );
+        let e = fails(&mut s, "CREATE FUNCTION nodb.f AS 'com.github.nexmark.flink.udf.CountChar'").await;
+        assert!(e.contains("database `default_catalog`.`nodb` does not exist"), "{e}");
+    }
 }

@@ -241,7 +241,7 @@ impl Session {
                 drain,
             } => jobs::stop_job(self, id, *savepoint, *drain).await,
             Statement::Describe { name } => show::describe(self, statement, name).await,
-            Statement::CreateFunction(cf) => functions::create(self, cf),
+            Statement::CreateFunction(cf) => functions::create(self, cf).await,
             Statement::DropFunction {
                 name,
                 temporary,

@@ -429,10 +429,14 @@ fn create_table_errors() {
     let e =
         err("CREATE TABLE t (a INT, PRIMARY KEY (a) NOT ENFORCED, PRIMARY KEY (a) NOT ENFORCED)");
     assert!(e.message.contains("PRIMARY KEY"), "{}", e.message);
-    let e = err("CREATE FUNCTION f AS 'com.x.F'");
-    assert_eq!(e.code, ErrorCode::NotSupported);
-    assert!(e.message.contains("CREATE FUNCTION"));
-    assert!(err("CREATE TEMPORARY SYSTEM FUNCTION f AS 'x'").code == ErrorCode::NotSupported);
+    let e = err("CREATE FUNCTION f AS com.x.F");
+    assert_eq!(e.code, ErrorCode::Syntax);
+    assert!(e.message.contains("a string literal"), "{}", e.message);
+    let e = err("CREATE FUNCTION f AS 'x' LANGUAGE RUST");
+    assert!(e.message.contains("JAVA, SCALA or PYTHON"), "{}", e.message);
+    let e = err("CREATE TEMPORARY SYSTEM FUNCTION db.f AS 'x'");
+    assert!(e.message.contains("simple name"), "{}", e.message);
+    assert_eq!(err("CREATE SYSTEM FUNCTION f AS 'x'").code, ErrorCode::Syntax);
     assert!(
         err("CREATE INDEX i ON t (a)")
             .message
@@ -575,7 +579,22 @@ fn drop_statements() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(err("DROP FUNCTION f").code, ErrorCode::NotSupported);
+    for (sql, temp, sys, ie) in [
+        ("DROP FUNCTION f", false, false, false),
+        ("DROP TEMPORARY FUNCTION IF EXISTS db.f", true, false, true),
+        ("DROP TEMPORARY SYSTEM FUNCTION f", true, true, false),
+    ] {
+        match one(sql) {
+            Statement::DropFunction {
+                temporary,
+                system,
+                if_exists,
+                ..
+            } => assert_eq!((temporary, system, if_exists), (temp, sys, ie), "{sql}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(err("DROP TEMPORARY SYSTEM FUNCTION a.b").message.contains("simple name"));
     assert_eq!(err("DROP INDEX i").code, ErrorCode::Syntax);
 }
 
@@ -887,16 +906,7 @@ fn nexmark_queries_parse() {
     let mut inserts = 0;
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let mut sql = fill_placeholders(&std::fs::read_to_string(&path).unwrap());
-        if name == "q14.sql" {
-            // CREATE FUNCTION (a Java UDF) is not supported: it must say so, and the rest parses.
-            let e = parse_script(&sql).unwrap_err();
-            assert_eq!(e.code, ErrorCode::NotSupported, "{e}");
-            sql = sql.replace(
-                "CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar';",
-                "",
-            );
-        }
+        let sql = fill_placeholders(&std::fs::read_to_string(&path).unwrap());
         let stmts = match parse_script(&sql) {
             Ok(s) => s,
             Err(e) => panic!("{name}: {e}"),
@@ -915,11 +925,36 @@ fn nexmark_queries_parse() {
                     assert!(!c.options.is_empty(), "{name}");
                 }
                 Statement::CreateTable(_) | Statement::CreateView(_) => {}
+                Statement::CreateFunction(f) if name == "q14.sql" => {
+                    assert_eq!(f.class, "com.github.nexmark.flink.udf.CountChar");
+                }
                 other => panic!("{name}: unexpected {other:?}"),
             }
         }
     }
     assert!(inserts >= 24, "{inserts}");
+}
+
+#[test]
+fn create_function_forms() {
+    let sql = "CREATE TEMPORARY FUNCTION IF NOT EXISTS cat.db.count_char\n  AS 'com.github.nexmark.flink.udf.CountChar' LANGUAGE java";
+    let Statement::CreateFunction(f) = one(sql) else {
+        panic!("{sql}")
+    };
+    assert_eq!(f.name.to_string(), "cat.db.count_char");
+    assert_eq!(f.class, "com.github.nexmark.flink.udf.CountChar");
+    assert_eq!(f.language.as_deref(), Some("JAVA"));
+    assert!(f.temporary && !f.system && f.if_not_exists);
+    let span = f.class_span.unwrap();
+    assert_eq!((span.start.line, span.start.column), (2, 6));
+    let Statement::CreateFunction(f) = one("CREATE TEMPORARY SYSTEM FUNCTION f AS 'c.F'") else {
+        panic!()
+    };
+    assert!(f.temporary && f.system && !f.if_not_exists && f.language.is_none());
+    let Statement::CreateFunction(f) = one("CREATE FUNCTION f AS 'c.F'") else {
+        panic!()
+    };
+    assert!(!f.temporary && !f.system);
 }
 
 #[test]
