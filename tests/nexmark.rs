@@ -200,8 +200,8 @@ macro_rules! nexmark {
 }
 
 nexmark!(
-    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20, q21,
-    q22, q23
+    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20,
+    q21, q22, q23
 );
 
 /// q14's `CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'` maps to
@@ -218,8 +218,9 @@ async fn unknown_udf_class_is_reported_at_the_class() {
         panic!("a Java class without a native implementation was accepted");
     };
     assert!(
-        err.message
-            .contains("Weir runs no Java; class 'com.example.udf.Nope' has no native implementation"),
+        err.message.contains(
+            "Weir runs no Java; class 'com.example.udf.Nope' has no native implementation"
+        ),
         "{err}"
     );
     let span = err.span.expect("the error has a position");

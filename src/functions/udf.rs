@@ -82,10 +82,7 @@ impl ScalarUDFImpl for CountChar {
         let [s, c] = args.args.as_slice() else {
             return exec_err!("{} takes 2 arguments", self.name);
         };
-        let scalar = matches!(
-            (s, c),
-            (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_))
-        );
+        let scalar = matches!((s, c), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
         let s: ArrayRef = cast(&s.to_array(n)?, &DataType::Utf8)?;
         let c: ArrayRef = cast(&c.to_array(n)?, &DataType::Utf8)?;
         let (s, c) = (s.as_string::<i32>(), c.as_string::<i32>());

@@ -22,7 +22,9 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Extension, Join, LogicalPlan, Operator, cast,
 };
-use datafusion::sql::sqlparser::ast::{self, Spanned, TableFactor, TableVersion, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{
+    self, Spanned, TableFactor, TableVersion, VisitMut, VisitorMut,
+};
 
 use super::PlanningContext;
 use super::temporal_join::{TemporalJoinNode, batch_plan};

@@ -181,14 +181,7 @@ impl UserDefinedLogicalNodeCore for TemporalJoinNode {
         };
         let filter = it.next();
         Self::try_new(
-            left,
-            right,
-            left_keys,
-            right_keys,
-            left_time,
-            right_time,
-            filter,
-            self.outer,
+            left, right, left_keys, right_keys, left_time, right_time, filter, self.outer,
         )
         .map_err(Into::into)
     }
@@ -206,12 +199,20 @@ impl UserDefinedLogicalNodeCore for TemporalJoinNode {
 pub fn batch_plan(node: &TemporalJoinNode) -> Result<LogicalPlan> {
     const ROW: &str = "__weir_temporal_row";
     const LATEST: &str = "__weir_temporal_latest";
-    let left_columns: Vec<Expr> = node.left.schema().columns().into_iter().map(Expr::Column).collect();
+    let left_columns: Vec<Expr> = node
+        .left
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
     let right_columns: Vec<Column> = node.right.schema().columns();
 
     // 1. Number the left rows, so that equal left rows stay apart.
     let row_number = Expr::from(WindowFunction::new(
-        WindowFunctionDefinition::WindowUDF(datafusion::functions_window::row_number::row_number_udwf()),
+        WindowFunctionDefinition::WindowUDF(
+            datafusion::functions_window::row_number::row_number_udwf(),
+        ),
         vec![],
     ));
     let row_name = row_number.schema_name().to_string();

@@ -217,7 +217,9 @@ pub(super) fn drop(
         if if_exists {
             return ok("Execute statement succeeded.");
         }
-        return Err(Error::not_found(format!("function `{display}` does not exist")));
+        return Err(Error::not_found(format!(
+            "function `{display}` does not exist"
+        )));
     };
     if existing.kind != kind || existing.display != display {
         if if_exists && existing.display != display {
@@ -248,7 +250,10 @@ mod tests {
 
     /// The rows of the last statement of `sql`, as `a,b` lines, sorted.
     async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
-        let mut results = s.execute_sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut results = s
+            .execute_sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let Some(StatementResult::Rows(r)) = results.pop() else {
             panic!("no rows from {sql}")
         };
@@ -296,7 +301,9 @@ mod tests {
         let expected = vec!["NULL,NULL", "banana,3", "xyz,0"];
         assert_eq!(rows(&mut s, q).await, expected);
         // SET rebuilds the engine state: the function survives, in both engines.
-        s.execute_sql("SET 'parallelism.default' = '2'").await.unwrap();
+        s.execute_sql("SET 'parallelism.default' = '2'")
+            .await
+            .unwrap();
         s.execute_sql("SET 'execution.runtime-mode' = 'streaming'")
             .await
             .unwrap();
@@ -304,14 +311,27 @@ mod tests {
         s.execute_sql("RESET").await.unwrap();
         assert_eq!(rows(&mut s, q).await, expected);
 
-        assert_eq!(rows(&mut s, "SHOW USER FUNCTIONS").await, vec!["count_char"]);
-        assert!(rows(&mut s, "SHOW FUNCTIONS").await.contains(&"count_char".to_string()));
+        assert_eq!(
+            rows(&mut s, "SHOW USER FUNCTIONS").await,
+            vec!["count_char"]
+        );
+        assert!(
+            rows(&mut s, "SHOW FUNCTIONS")
+                .await
+                .contains(&"count_char".to_string())
+        );
 
-        let e = fails(&mut s, "CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'").await;
+        let e = fails(
+            &mut s,
+            "CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .await;
         assert!(e.contains("already exists"), "{e}");
-        s.execute_sql("CREATE FUNCTION IF NOT EXISTS count_char AS 'com.github.nexmark.flink.udf.CountChar'")
-            .await
-            .unwrap();
+        s.execute_sql(
+            "CREATE FUNCTION IF NOT EXISTS count_char AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .await
+        .unwrap();
         let e = fails(&mut s, "DROP TEMPORARY FUNCTION count_char").await;
         assert!(e.contains("drop it with DROP FUNCTION"), "{e}");
         s.execute_sql("DROP FUNCTION count_char").await.unwrap();
@@ -320,13 +340,19 @@ mod tests {
         assert!(e.to_lowercase().contains("count_char"), "{e}");
         let e = fails(&mut s, "DROP FUNCTION count_char").await;
         assert!(e.contains("does not exist"), "{e}");
-        s.execute_sql("DROP FUNCTION IF EXISTS count_char").await.unwrap();
+        s.execute_sql("DROP FUNCTION IF EXISTS count_char")
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn system_functions_shadow_built_ins_and_classes_are_checked() {
         let mut s = Session::open(SessionOptions::default()).await.unwrap();
-        let e = fails(&mut s, "CREATE FUNCTION upper AS 'com.github.nexmark.flink.udf.CountChar'").await;
+        let e = fails(
+            &mut s,
+            "CREATE FUNCTION upper AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .await;
         assert!(e.contains("built-in"), "{e}");
         s.execute_sql(
             "CREATE TEMPORARY SYSTEM FUNCTION upper AS 'com.github.nexmark.flink.udf.CountChar'",
@@ -334,17 +360,30 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(rows(&mut s, "SELECT upper('abcb', 'b')").await, vec!["2"]);
-        s.execute_sql("DROP TEMPORARY SYSTEM FUNCTION upper").await.unwrap();
+        s.execute_sql("DROP TEMPORARY SYSTEM FUNCTION upper")
+            .await
+            .unwrap();
         assert_eq!(rows(&mut s, "SELECT upper('abc')").await, vec!["ABC"]);
 
-        let e = fails(&mut s, "CREATE TEMPORARY FUNCTION f AS 'x.Y' LANGUAGE PYTHON").await;
+        let e = fails(
+            &mut s,
+            "CREATE TEMPORARY FUNCTION f AS 'x.Y' LANGUAGE PYTHON",
+        )
+        .await;
         assert!(e.contains("Weir runs no Python"), "{e}");
         let e = fails(&mut s, "CREATE FUNCTION f AS 'org.example.Udf'").await;
         assert!(
             e.contains("Weir runs no Java; class 'org.example.Udf' has no native implementation"),
             "{e}"
         );
-        let e = fails(&mut s, "CREATE FUNCTION nodb.f AS 'com.github.nexmark.flink.udf.CountChar'").await;
-        assert!(e.contains("database `default_catalog`.`nodb` does not exist"), "{e}");
+        let e = fails(
+            &mut s,
+            "CREATE FUNCTION nodb.f AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .await;
+        assert!(
+            e.contains("database `default_catalog`.`nodb` does not exist"),
+            "{e}"
+        );
     }
 }

@@ -14,8 +14,7 @@ use crate::sql::flink_types::parse_flink_type;
 use crate::sql::parser::span_between;
 use crate::sql::statement::{
     AlterTableAction, AlterViewAction, ColumnSpec, ColumnSpecKind, CreateFunction, CreateTable,
-    CreateView,
-    ObjectKind, Statement, WatermarkSpec,
+    CreateView, ObjectKind, Statement, WatermarkSpec,
 };
 use crate::sql::support::{
     PResult, error_at, expect_word, expect_words, parse_name, parse_name_list,

@@ -436,7 +436,10 @@ fn create_table_errors() {
     assert!(e.message.contains("JAVA, SCALA or PYTHON"), "{}", e.message);
     let e = err("CREATE TEMPORARY SYSTEM FUNCTION db.f AS 'x'");
     assert!(e.message.contains("simple name"), "{}", e.message);
-    assert_eq!(err("CREATE SYSTEM FUNCTION f AS 'x'").code, ErrorCode::Syntax);
+    assert_eq!(
+        err("CREATE SYSTEM FUNCTION f AS 'x'").code,
+        ErrorCode::Syntax
+    );
     assert!(
         err("CREATE INDEX i ON t (a)")
             .message
@@ -594,7 +597,11 @@ fn drop_statements() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(err("DROP TEMPORARY SYSTEM FUNCTION a.b").message.contains("simple name"));
+    assert!(
+        err("DROP TEMPORARY SYSTEM FUNCTION a.b")
+            .message
+            .contains("simple name")
+    );
     assert_eq!(err("DROP INDEX i").code, ErrorCode::Syntax);
 }
 

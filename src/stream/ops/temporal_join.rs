@@ -172,10 +172,7 @@ impl TemporalJoinOperator {
         let rows = self.rows[1].convert_columns(&data)?;
         for (i, slot) in slots.into_iter().enumerate() {
             let Some((t, key)) = slot else { continue };
-            let version = changes
-                .kind(i)
-                .is_addition()
-                .then(|| rows.row(i).owned());
+            let version = changes.kind(i).is_addition().then(|| rows.row(i).owned());
             let versions = self.versions.get_or_insert_with(&key, BTreeMap::new);
             if versions.insert(t, version).is_none() {
                 self.held += 1;
@@ -532,11 +529,17 @@ mod tests {
     async fn left(op: &mut TemporalJoinOperator, r: &[(Option<i64>, i64, &str)]) -> Vec<String> {
         let mut out = Output::default();
         let batch = rows(side("v"), r);
-        op.process(0, Changes::inserts(batch), &mut out).await.unwrap();
+        op.process(0, Changes::inserts(batch), &mut out)
+            .await
+            .unwrap();
         render(out)
     }
 
-    async fn right(op: &mut TemporalJoinOperator, r: &[(Option<i64>, i64, &str)], kinds: &[RowKind]) {
+    async fn right(
+        op: &mut TemporalJoinOperator,
+        r: &[(Option<i64>, i64, &str)],
+        kinds: &[RowKind],
+    ) {
         let mut out = Output::default();
         let batch = rows(side("r"), r);
         let changes = if kinds.is_empty() {
@@ -610,7 +613,11 @@ mod tests {
         let (mut op, ctx) = operator(true);
         right(&mut op, &[(Some(1), 10, "a")], &[]).await;
         assert!(watermark(&mut op, 20).await.is_empty());
-        assert!(left(&mut op, &[(Some(1), 20, "late"), (Some(1), 21, "ok")]).await.is_empty());
+        assert!(
+            left(&mut op, &[(Some(1), 20, "late"), (Some(1), 21, "ok")])
+                .await
+                .is_empty()
+        );
         assert_eq!(ctx.counters.late_rows_dropped.load(Ordering::Relaxed), 1);
         assert_eq!(watermark(&mut op, i64::MAX).await, vec!["ok->a"]);
         // NULL keys never match: a LEFT JOIN emits them at once.
@@ -622,7 +629,12 @@ mod tests {
         let (mut op, _) = operator(false);
         right(
             &mut op,
-            &[(Some(1), 10, "a"), (Some(1), 20, "a"), (Some(1), 20, "b"), (Some(2), 5, "z")],
+            &[
+                (Some(1), 10, "a"),
+                (Some(1), 20, "a"),
+                (Some(1), 20, "b"),
+                (Some(2), 5, "z"),
+            ],
             &[
                 RowKind::Insert,
                 RowKind::UpdateBefore,
@@ -634,7 +646,12 @@ mod tests {
         right(&mut op, &[(Some(2), 8, "z")], &[RowKind::Delete]).await;
         left(
             &mut op,
-            &[(Some(1), 15, "p"), (Some(1), 20, "q"), (Some(2), 6, "r"), (Some(2), 9, "s")],
+            &[
+                (Some(1), 15, "p"),
+                (Some(1), 20, "q"),
+                (Some(2), 6, "r"),
+                (Some(2), 9, "s"),
+            ],
         )
         .await;
         assert_eq!(op.state_rows(), 4 + 4);
