@@ -11,7 +11,10 @@
 //!
 //! Cleanup by watermark ([`Cleanup`]): for interval joins (both rowtimes bounded relative to each
 //! other by constants) and window joins (equal `window_end` keys), rows that can never match again
-//! are dropped once the watermark passes; this never changes the result.
+//! are dropped once the watermark passes; this never changes the result. Rows that arrive after
+//! their bound closed (an interval join's row whose rowtime is at or before the watermark, when
+//! the other side's state is cleaned) or after their window ended (window joins) are late:
+//! dropped and counted (`late_rows_dropped`), as the window aggregates do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -142,6 +145,9 @@ pub struct JoinOperator {
     ttl: Option<std::time::Duration>,
     /// Rows held in state (both sides, with multiplicity; approximate after TTL expiry).
     held: usize,
+    /// The current (merged) input watermark.
+    watermark: i64,
+    ctx: OperatorContext,
 }
 
 /// One output row: the row of the side that sent the batch (`this`) and of the other side's
@@ -172,6 +178,8 @@ impl JoinOperator {
             sides: [side(0, "left")?, side(1, "right")?],
             ttl: ctx.settings.state_ttl,
             held: 0,
+            watermark: i64::MIN,
+            ctx: ctx.clone(),
             spec,
         })
     }
@@ -209,6 +217,37 @@ impl JoinOperator {
                     .collect(),
             )),
         }
+    }
+
+    /// Rows of side `s` that arrive after their bound / window closed (`None`: none can be):
+    /// an interval join's row whose rowtime is at or before the watermark (the other side's rows
+    /// it could match may already be gone), a window join's row whose window ended.
+    fn late(&self, s: usize, data: &[ArrayRef]) -> Result<Option<Vec<bool>>> {
+        let w = self.watermark;
+        if w == i64::MIN {
+            return Ok(None);
+        }
+        let (col, slack) = match &self.spec.cleanup {
+            Cleanup::None => return Ok(None),
+            Cleanup::Interval { time, lo, hi } => {
+                // Only when the other side's rows are ever dropped.
+                let other_dropped = if s == 0 { hi.is_some() } else { lo.is_some() };
+                if !other_dropped {
+                    return Ok(None);
+                }
+                (time[s], 0)
+            }
+            Cleanup::Window { end } => (end[s], 1),
+        };
+        let column = data
+            .get(col)
+            .ok_or_else(|| Error::internal("join time column out of range"))?;
+        let ms = millis(column)?;
+        Ok(Some(
+            (0..ms.len())
+                .map(|i| !ms.is_null(i) && ms.value(i).saturating_sub(slack) <= w)
+                .collect(),
+        ))
     }
 
     fn handle(&mut self, s: usize, changes: &Changes, out: &mut Output) -> Result<()> {
@@ -250,6 +289,8 @@ impl JoinOperator {
             .collect();
         let row_rows = self.sides[s].rows.convert_columns(&data)?;
         let expiry = self.expiry(s, &data)?;
+        let late = self.late(s, &data)?;
+        let mut late_rows = 0u64;
 
         // Phase 1: candidates from the other side (unchanged while this batch is applied).
         let mut cand_this: Vec<u32> = Vec::new();
@@ -314,6 +355,10 @@ impl JoinOperator {
         let mut rows_out: Vec<OutRow> = Vec::new();
         for i in 0..n {
             let add = changes.kind(i).is_addition();
+            if add && late.as_ref().is_some_and(|l| l[i]) {
+                late_rows += 1;
+                continue;
+            }
             let kind = if add {
                 RowKind::Insert
             } else {
@@ -402,6 +447,9 @@ impl JoinOperator {
                 self.held = self.held.saturating_sub(1);
             }
         }
+        if late_rows > 0 {
+            self.ctx.count_late(late_rows);
+        }
         if !rows_out.is_empty() {
             out.emit(self.output(s, &data, &other_data, &rows_out)?);
         }
@@ -488,6 +536,7 @@ impl Operator for JoinOperator {
     }
 
     async fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<()> {
+        self.watermark = self.watermark.max(watermark);
         for side in &mut self.sides {
             if watermark == WATERMARK_MAX && side.timers.is_empty() {
                 continue;
@@ -553,6 +602,7 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     use crate::stream::changes::Materialized;
+    use crate::stream::operator::NodeCounters;
 
     type Row = (Option<i64>, i64, RowKind);
 
@@ -868,7 +918,7 @@ mod tests {
             (0, vec![(Some(1), 100, I), (Some(1), 104, I)], 90),
             (1, vec![(Some(1), 96, I), (Some(1), 103, I)], 95),
             (1, vec![(Some(1), 108, I)], 104),
-            (0, vec![(Some(1), 112, I), (Some(1), 99, I)], 110),
+            (0, vec![(Some(1), 112, I), (Some(1), 106, I)], 110),
             (1, vec![(Some(1), 115, I), (Some(1), 130, I)], 120),
             (0, vec![(Some(1), 125, I), (Some(1), 140, I)], 200),
         ];
@@ -889,6 +939,60 @@ mod tests {
         assert_eq!(*state_seen.last().unwrap(), 0);
         assert!(state_seen[3] < plain.op.state_rows());
         assert_eq!(plain.op.state_rows(), 11);
+        assert_eq!(
+            NodeCounters::get(&clean.op.ctx.counters.late_rows_dropped),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn interval_join_drops_and_counts_late_rows() {
+        let rv = || col("rv");
+        let ms = |v: i64| lit(ScalarValue::new_interval_mdn(0, 0, v * 1_000_000));
+        let filter = col("lv")
+            .gt_eq(rv() - ms(5))
+            .and(col("lv").lt_eq(rv() + ms(10)));
+        let mut h = Harness::new(spec(
+            Shape::Pairs,
+            [None, None],
+            true,
+            Some(filter),
+            Cleanup::Interval {
+                time: [1, 1],
+                lo: Some(-5),
+                hi: Some(10),
+            },
+        ));
+        h.feed(1, &[(Some(1), 103, I)]).await;
+        h.watermark(104).await;
+        // Left 99 would match right 103 (still in state), but its bound closed: dropped.
+        assert!(h.feed(0, &[(Some(1), 99, I)]).await.is_empty());
+        assert!(h.feed(1, &[(Some(1), 104, I)]).await.is_empty());
+        assert_eq!(
+            h.feed(0, &[(Some(1), 105, I)]).await,
+            vec!["+I 1,1970-01-01T00:00:00.105,1,1970-01-01T00:00:00.103"]
+        );
+        assert_eq!(NodeCounters::get(&h.op.ctx.counters.late_rows_dropped), 2);
+    }
+
+    #[tokio::test]
+    async fn window_join_drops_and_counts_rows_of_closed_windows() {
+        let mut h = Harness::new(spec(
+            Shape::Pairs,
+            [None, None],
+            true,
+            None,
+            Cleanup::Window { end: [1, 1] },
+        ));
+        h.feed(1, &[(Some(1), 10, I), (Some(1), 20, I)]).await;
+        h.watermark(9).await;
+        // The window ending at 10 closed (its last instant, 9, is not after the watermark).
+        assert!(h.feed(0, &[(Some(1), 10, I)]).await.is_empty());
+        assert_eq!(
+            h.feed(0, &[(Some(1), 20, I)]).await,
+            vec!["+I 1,1970-01-01T00:00:00.020,1,1970-01-01T00:00:00.020"]
+        );
+        assert_eq!(NodeCounters::get(&h.op.ctx.counters.late_rows_dropped), 1);
     }
 
     #[tokio::test]
