@@ -660,4 +660,57 @@ mod tests {
         assert_eq!(op.versions.len(), 1);
         assert_eq!(op.state_rows(), 1);
     }
+
+    #[tokio::test]
+    async fn explain_shows_the_temporal_join() {
+        use crate::{Session, SessionOptions, StatementResult};
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::open(SessionOptions::default()).await.unwrap();
+        for (name, pk) in [("o", ""), ("r", ", PRIMARY KEY (k) NOT ENFORCED")] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(path.join("data.csv"), "k,ts\n1,2024-01-01 00:00:01\n").unwrap();
+            s.execute_sql(&format!(
+                "CREATE TABLE {name} (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts{pk}) WITH \
+                 ('connector'='filesystem', 'path'='{}', 'format'='csv', 'csv.header'='true')",
+                path.display()
+            ))
+            .await
+            .unwrap();
+        }
+        s.execute_sql("SET 'execution.runtime-mode' = 'streaming'")
+            .await
+            .unwrap();
+        let mut results = s
+            .execute_sql(
+                "EXPLAIN SELECT o.k, r.ts FROM o LEFT JOIN r FOR SYSTEM_TIME AS OF o.ts ON o.k = r.k",
+            )
+            .await
+            .unwrap();
+        let Some(StatementResult::Rows(rows)) = results.pop() else {
+            panic!("EXPLAIN gave no rows")
+        };
+        let batches: Vec<RecordBatch> = rows.stream.try_collect().await.unwrap();
+        let text: String = batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(b.num_columns() - 1);
+                (0..b.num_rows())
+                    .map(|i| array_value_to_string(c, i).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("TemporalJoin(joinType=[LeftOuterJoin], where=[o.k = r.k]"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "leftTimeAttribute=[o.ts], rightTimeAttribute=[r.ts], changelogMode=[I])"
+            ),
+            "{text}"
+        );
+    }
 }
