@@ -72,7 +72,9 @@ impl Metastore {
             return Ok(c.clone());
         }
         let addr = self.config.address().await?;
-        let timeout = Some(self.config.timeout);
+        // volo's own timeouts are a little longer than ours: the outer `tokio::time::timeout`
+        // in `call` ends a slow call first, with a clear message.
+        let timeout = Some(self.config.timeout + Duration::from_secs(1));
         let client = ThriftHiveMetastoreClientBuilder::new("hive-metastore")
             .address(addr)
             .make_codec(volo_thrift::codec::default::DefaultMakeCodec::buffered())
@@ -110,8 +112,11 @@ impl Metastore {
             }
             Ok(Err(e)) => {
                 self.reset();
+                // volo appends its whole call context after ", rpcinfo:"; keep the cause.
+                let text = e.to_string();
+                let cause = text.split(", rpcinfo:").next().unwrap_or(&text);
                 Err(Error::external(format!(
-                    "cannot reach the Hive Metastore at {} ({what}): {e}",
+                    "cannot reach the Hive Metastore at {} ({what}): {cause}",
                     self.uri()
                 )))
             }
