@@ -462,7 +462,7 @@ async fn catalog_commands_show_the_sample_database() {
                 "string" => "STRING",
                 "varchar(20)" => "VARCHAR(20)",
                 "date" => "DATE",
-                "timestamp" => "TIMESTAMP(9)",
+                "timestamp" => "TIMESTAMP(6)",
                 "boolean" => "BOOLEAN",
                 "array<int>" => "ARRAY<INT>",
                 "map<string,int>" => "MAP<STRING, INT>",
@@ -764,7 +764,7 @@ async fn ddl_is_kept_in_the_metastore() {
         "`tags` ARRAY<STRING>",
         "`attrs` MAP<STRING, DOUBLE>",
         "`who` ROW<`name` STRING, `age` INT>",
-        "`at` TIMESTAMP(9)",
+        "`at` TIMESTAMP(6)",
         "`code` CHAR(4)",
         "`label` VARCHAR(30)",
         "`raw` BYTES",
@@ -1122,4 +1122,44 @@ async fn an_unresponsive_metastore_times_out() {
     );
     let rows = query(&mut s, "SELECT 1 + 1").await;
     assert_eq!(rows, [["2"]]);
+}
+
+#[tokio::test]
+async fn hive_conf_dir_gives_the_metastore_uri() {
+    let Some(p) = peer("hive_conf_dir_gives_the_metastore_uri") else {
+        return;
+    };
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("hive-site.xml"),
+        format!(
+            "<?xml version=\"1.0\"?>\n<configuration>\n  <property>\n    \
+             <name>hive.metastore.uris</name>\n    <value>{}</value>\n  </property>\n  \
+             <property><name>hive.metastore.warehouse.dir</name><value>{}</value></property>\n\
+             </configuration>\n",
+            p.uri, p.warehouse
+        ),
+    )
+    .unwrap();
+    let mut s = Session::open(SessionOptions { data_dir: None })
+        .await
+        .unwrap();
+    s.execute_sql(&format!(
+        "CREATE CATALOG hc WITH ('type' = 'hive', 'hive-conf-dir' = '{}', 'default-database' = 'hive_peer')",
+        conf.path().display()
+    ))
+    .await
+    .unwrap();
+    s.execute_sql("USE CATALOG hc").await.unwrap();
+    let tables = query(&mut s, "SHOW TABLES").await;
+    assert_eq!(tables.len(), SAMPLE_TABLES.len(), "{tables:?}");
+    let err = error(
+        &mut s,
+        "CREATE CATALOG bad WITH ('type' = 'hive', 'hive-conf-dir' = '/nonexistent/conf')",
+    )
+    .await;
+    assert!(
+        err.message.contains("/nonexistent/conf/hive-site.xml"),
+        "{err}"
+    );
 }

@@ -341,47 +341,43 @@ pub fn hive_from_table(
             t.parameters = Some(to_params(generic_to_params(def)));
         }
         CatalogTable::Table(def) => {
-            let (sd, keys, p, table_type) = hive_storage(&full, def)?;
-            t.table_type = Some(table_type.into());
+            let h = hive_storage(&full, def)?;
+            t.table_type = Some(h.table_type.into());
             t.sd = Some(StorageDescriptor {
-                cols: Some(sd.0),
-                location: sd.1.map(Into::into),
-                input_format: Some(sd.3.into()),
-                output_format: Some(sd.4.into()),
+                cols: Some(h.cols),
+                location: h.location.map(Into::into),
+                input_format: Some(h.input.into()),
+                output_format: Some(h.output.into()),
                 serde_info: Some(SerDeInfo {
                     name: None,
-                    serialization_lib: Some(sd.2.into()),
-                    parameters: Some(to_params(sd.5)),
+                    serialization_lib: Some(h.serde.into()),
+                    parameters: Some(to_params(h.serde_params)),
                 }),
                 ..empty_sd(Vec::new())
             });
-            t.partition_keys = Some(keys);
-            t.parameters = Some(to_params(p));
+            t.partition_keys = Some(h.partition_keys);
+            t.parameters = Some(to_params(h.table_params));
         }
     }
     Ok(t)
 }
 
-type Storage = (
-    Vec<FieldSchema>,
-    Option<String>,
-    String,
-    String,
-    String,
-    BTreeMap<String, String>,
-);
+/// What a Hive-format table definition becomes in the metastore.
+struct HiveStorage {
+    cols: Vec<FieldSchema>,
+    location: Option<String>,
+    serde: String,
+    input: String,
+    output: String,
+    serde_params: BTreeMap<String, String>,
+    partition_keys: Vec<FieldSchema>,
+    table_params: BTreeMap<String, String>,
+    table_type: &'static str,
+}
 
 /// The storage descriptor parts, partition keys, table parameters and table type of a
 /// Hive-format table definition.
-fn hive_storage(
-    full: &str,
-    def: &TableDef,
-) -> Result<(
-    Storage,
-    Vec<FieldSchema>,
-    BTreeMap<String, String>,
-    &'static str,
-)> {
+fn hive_storage(full: &str, def: &TableDef) -> Result<HiveStorage> {
     if def.watermark.is_some() || def.primary_key.is_some() {
         return Err(Error::not_supported(format!(
             "Hive table {full} cannot have a WATERMARK or PRIMARY KEY; give it a 'connector' \
@@ -499,12 +495,17 @@ fn hive_storage(
     if let Some(c) = &def.comment {
         table_params.insert("comment".into(), c.clone());
     }
-    Ok((
-        (fields, location, serde, input, output, serde_params),
-        keys,
+    Ok(HiveStorage {
+        cols: fields,
+        location,
+        serde,
+        input,
+        output,
+        serde_params,
+        partition_keys: keys,
         table_params,
         table_type,
-    ))
+    })
 }
 
 fn now_secs() -> i32 {

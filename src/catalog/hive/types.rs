@@ -9,9 +9,10 @@
 //! Mapping (Hive → Weir): `tinyint`/`smallint`/`int`/`bigint` → TINYINT..BIGINT, `float` →
 //! FLOAT, `double` → DOUBLE, `decimal(p,s)` → DECIMAL(p, s) (`decimal` alone is
 //! `decimal(10,0)`), `string` → STRING, `varchar(n)` → VARCHAR(n), `char(n)` → CHAR(n),
-//! `boolean` → BOOLEAN, `date` → DATE, `timestamp` → TIMESTAMP(9), `binary` → BYTES,
-//! `array<T>` → ARRAY<T>, `map<K,V>` → MAP<K, V>, `struct<a:T,..>` → ROW<a T, ..>. Hive's
-//! `uniontype`, `interval_*` and `void` are not supported.
+//! `boolean` → BOOLEAN, `date` → DATE, `timestamp` → TIMESTAMP(6) (microseconds, as Spark and
+//! the Hive connector read it), `binary` → BYTES, `array<T>` → ARRAY<T>, `map<K,V>` →
+//! MAP<K, V>, `struct<a:T,..>` → ROW<a T, ..>. Hive's `uniontype`, `interval_*` and `void` are
+//! not supported.
 
 use crate::error::{Error, Result};
 use crate::types::{MAX_LENGTH, RowField, SqlType};
@@ -227,7 +228,7 @@ impl TypeParser<'_> {
             }
             "binary" => SqlType::Bytes,
             "date" => SqlType::Date,
-            "timestamp" => SqlType::Timestamp { precision: 9 },
+            "timestamp" => SqlType::Timestamp { precision: 6 },
             "array" => {
                 self.expect('<')?;
                 let element = self.parse_type()?;
@@ -318,7 +319,7 @@ mod tests {
             ("char(3)", SqlType::Char { length: 3 }),
             ("boolean", SqlType::Boolean),
             ("date", SqlType::Date),
-            ("timestamp", SqlType::Timestamp { precision: 9 }),
+            ("timestamp", SqlType::Timestamp { precision: 6 }),
             ("binary", SqlType::Bytes),
         ];
         for (hive, weir) in cases {
