@@ -67,7 +67,7 @@ impl HiveConfig {
             None => DEFAULT_TIMEOUT,
             Some(t) => parse_duration(t).ok_or_else(|| {
                 Error::invalid(format!(
-                    "catalog `{name}`: option 'timeout' = '{t}' is not a duration (e.g. '10 s', '500 ms')"
+                    "catalog `{name}`: option 'timeout' = '{t}' is not a duration of at most a day (e.g. '10 s', '500 ms', '2 min')"
                 ))
             })?,
         };
@@ -148,10 +148,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
     let d = match unit.trim().to_ascii_lowercase().as_str() {
         "ms" | "millis" | "milliseconds" => Duration::from_millis(n),
         "" | "s" | "sec" | "second" | "seconds" => Duration::from_secs(n),
-        "min" | "minute" | "minutes" => Duration::from_secs(n * 60),
+        "min" | "minute" | "minutes" => Duration::from_secs(n.checked_mul(60)?),
         _ => return None,
     };
-    (!d.is_zero()).then_some(d)
+    // At most a day: a bound, not a way to wait forever.
+    (!d.is_zero() && d <= Duration::from_secs(86_400)).then_some(d)
 }
 
 /// The `<property><name>..</name><value>..</value></property>` pairs of a Hadoop-style
@@ -248,10 +249,19 @@ mod tests {
         assert!(err.message.contains("thrift://"), "{err}");
         let err = HiveConfig::from_options("h", &opts(&[("uri", "thrift://x:port")])).unwrap_err();
         assert!(err.message.contains("bad port"), "{err}");
-        let err =
-            HiveConfig::from_options("h", &opts(&[("uri", "thrift://x:1"), ("timeout", "soon")]))
-                .unwrap_err();
-        assert!(err.message.contains("'timeout'"), "{err}");
+        for bad in [
+            "soon",
+            "0 s",
+            "99999999999999999999 min",
+            "2 days",
+            "25 h",
+            "1441 min",
+        ] {
+            let err =
+                HiveConfig::from_options("h", &opts(&[("uri", "thrift://x:1"), ("timeout", bad)]))
+                    .unwrap_err();
+            assert!(err.message.contains("'timeout'"), "{bad}: {err}");
+        }
         assert_eq!(
             parse_uri("thrift://a:1,thrift://b:2").unwrap(),
             ("a".into(), 1)
