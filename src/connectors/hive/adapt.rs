@@ -79,18 +79,29 @@ pub(crate) fn adapt_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRe
         }
         (DataType::Map(_, _), DataType::Map(to, ordered)) => {
             let map = array.as_map();
-            let entries: ArrayRef = Arc::new(map.entries().clone());
-            let entries = adapt_array(&entries, to.data_type())?;
-            let entries = entries.as_struct().clone();
-            let key_nulls = entries.column(0).null_count();
+            let DataType::Struct(kv) = to.data_type() else {
+                return Err(Error::internal("map entries are not a struct"));
+            };
+            if kv.len() != 2 {
+                return Err(Error::internal("map entries are not a key/value pair"));
+            }
+            // Entries match by position: writers name them differently (`key`/`value`,
+            // `keys`/`values`, ...).
+            let keys = adapt_array(map.keys(), kv[0].data_type())?;
+            let values = adapt_array(map.values(), kv[1].data_type())?;
+            let key_nulls = keys.null_count();
             if key_nulls > 0 {
                 return Err(Error::invalid(format!(
                     "a map in the file has {key_nulls} NULL keys, which the table's map type does \
                      not allow"
                 )));
             }
+            let fields = vec![relax(&kv[0], &keys), relax(&kv[1], &values)];
+            let entries = StructArray::try_new(fields.into(), vec![keys, values], None)?;
+            let entries_field =
+                Arc::new(Field::clone(to).with_data_type(entries.data_type().clone()));
             Ok(Arc::new(MapArray::try_new(
-                relax(to, &(Arc::new(entries.clone()) as ArrayRef)),
+                entries_field,
                 map.offsets().clone(),
                 entries,
                 map.nulls().cloned(),
@@ -154,13 +165,18 @@ pub(crate) fn safe() -> CastOptions<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int32Array, Int32Builder, ListBuilder, TimestampNanosecondArray};
+    use datafusion::arrow::array::{
+        Int32Array, Int32Builder, ListBuilder, TimestampNanosecondArray,
+    };
     use datafusion::arrow::datatypes::TimeUnit;
 
     #[test]
     fn renames_list_items_and_casts_leaves() {
-        let mut b = ListBuilder::new(Int32Builder::new())
-            .with_field(Field::new("array_element", DataType::Int32, true));
+        let mut b = ListBuilder::new(Int32Builder::new()).with_field(Field::new(
+            "array_element",
+            DataType::Int32,
+            true,
+        ));
         b.append_value([Some(1), None]);
         b.append_null();
         let array: ArrayRef = Arc::new(b.finish());
@@ -175,7 +191,9 @@ mod tests {
 
     #[test]
     fn nanosecond_timestamps_become_microseconds_and_missing_struct_fields_null() {
-        let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1_500_000_000_123_456_789]));
+        let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![
+            1_500_000_000_123_456_789,
+        ]));
         let out = adapt_array(&ts, &DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap();
         assert_eq!(
             out.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
@@ -189,7 +207,12 @@ mod tests {
         let target = super::super::types::hive_to_arrow("struct<a:int,b:string>").unwrap();
         let out = adapt_array(&st, &target).unwrap();
         let out = out.as_struct();
-        assert_eq!(out.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(0), 7);
+        assert_eq!(
+            out.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .value(0),
+            7
+        );
         assert!(out.column(1).is_null(0));
     }
 }

@@ -9,9 +9,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArra
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
 use super::HivePartition;
 use super::adapt::safe;
@@ -47,13 +47,11 @@ pub(crate) fn metastore_filter(filters: &[Expr], keys: &[Field]) -> Option<Strin
 fn translate(expr: &Expr, keys: &[Field]) -> Option<String> {
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And => {
-                match (translate(left, keys), translate(right, keys)) {
-                    (Some(l), Some(r)) => Some(format!("({l} and {r})")),
-                    (Some(x), None) | (None, Some(x)) => Some(x),
-                    (None, None) => None,
-                }
-            }
+            Operator::And => match (translate(left, keys), translate(right, keys)) {
+                (Some(l), Some(r)) => Some(format!("({l} and {r})")),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => None,
+            },
             Operator::Or => {
                 let (l, r) = (translate(left, keys)?, translate(right, keys)?);
                 Some(format!("({l} or {r})"))
@@ -250,7 +248,10 @@ mod tests {
             Some("dt >= \"2024-01-02\"")
         );
         // Integer keys: only equality is sent; an OR with an untranslatable side is dropped.
-        let f = vec![col("hr").gt(lit(0i32)), col("dt").eq(lit("a")).or(col("x").eq(lit(1)))];
+        let f = vec![
+            col("hr").gt(lit(0i32)),
+            col("dt").eq(lit("a")).or(col("x").eq(lit(1))),
+        ];
         assert_eq!(metastore_filter(&f, &keys()), None);
         let f = vec![col("dt").eq(lit("a\"b"))];
         assert_eq!(metastore_filter(&f, &keys()), None);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::parquet::arrow::ProjectionMask;
@@ -30,8 +30,8 @@ use datafusion::physical_plan::{
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::HiveFormat;
 use super::adapt::adapt_batch;
@@ -115,9 +115,9 @@ impl ScanContext {
                 columns.push(Arc::clone(data.column(next_data)));
                 next_data += 1;
             } else {
-                let value = partition.get(i - self.data_columns).ok_or_else(|| {
-                    Error::internal(format!("partition value {i} missing"))
-                })?;
+                let value = partition
+                    .get(i - self.data_columns)
+                    .ok_or_else(|| Error::internal(format!("partition value {i} missing")))?;
                 columns.push(value.to_array_of_size(rows)?);
             }
         }
@@ -200,7 +200,11 @@ impl ScanContext {
             .await
             .map_err(|e| Error::external(format!("ORC: {e}")))?;
         let root = builder.file_metadata().root_data_type().clone();
-        let names: Vec<String> = root.children().iter().map(|c| c.name().to_string()).collect();
+        let names: Vec<String> = root
+            .children()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
         // Files of old Hive writers name their columns `_col0`, `_col1`, ...: match by position.
         let positional = !names.is_empty() && names.iter().all(|n| n.starts_with("_col"));
         let (selected, rename): (Vec<String>, Vec<(String, String)>) = if positional {
@@ -261,7 +265,11 @@ impl ScanContext {
         read_schema: &SchemaRef,
         indices: Vec<usize>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let name = file.path.filename().unwrap_or_default().to_ascii_lowercase();
+        let name = file
+            .path
+            .filename()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         for ext in [".gz", ".deflate", ".bz2", ".snappy", ".lz4", ".zst", ".lzo"] {
             if name.ends_with(ext) {
                 return Err(Error::not_supported(format!(
@@ -438,8 +446,14 @@ impl orc_rust::reader::AsyncChunkReader for ObjectFileReader {
         offset_from_start: u64,
         length: u64,
     ) -> BoxFuture<'_, std::io::Result<Bytes>> {
-        let range = offset_from_start..offset_from_start.saturating_add(length);
+        // orc-rust may ask for more than the file holds (its first read of the tail of a small
+        // file); object stores refuse ranges past the end.
+        let end = offset_from_start.saturating_add(length).min(self.size);
+        let range = offset_from_start.min(end)..end;
         async move {
+            if range.is_empty() {
+                return Ok(Bytes::new());
+            }
             self.store
                 .get_range(&self.path, range)
                 .await
@@ -497,10 +511,19 @@ impl DisplayAs for HiveScanExec {
             write!(f, " partitions={}/{}", p.read, p.listed)?;
         }
         write!(f, " files={}", self.files)?;
-        if let Some(filter) = self.partitions.as_ref().and_then(|p| p.metastore_filter.as_ref()) {
+        if let Some(filter) = self
+            .partitions
+            .as_ref()
+            .and_then(|p| p.metastore_filter.as_ref())
+        {
             write!(f, " metastore_filter=[{filter}]")?;
         }
-        let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         write!(f, " projection=[{}]", names.join(", "))
     }
 }
@@ -532,7 +555,9 @@ impl ExecutionPlan for HiveScanExec {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("HiveScanExec has no children".into()))
+            Err(DataFusionError::Internal(
+                "HiveScanExec has no children".into(),
+            ))
         }
     }
 

@@ -41,7 +41,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::prune::DEFAULT_PARTITION;
-use super::table::{data_schema, list_data_files, parse_location};
+use super::table::{data_schema, join_raw, list_data_files, parse_location};
 use super::text::{TextOptions, encode_batch};
 use super::{HiveFormat, HiveMetastoreAccess, HivePartition, HiveTableDesc};
 use crate::connectors::file_sink::escape_path_name;
@@ -244,7 +244,8 @@ impl HiveSink {
             return Err(Error::internal(format!("no partition entry for '{dir}'")));
         };
         let name = self.file_name(job, part.staged.len());
-        self.upload(&staging.child_path(dir, &name), bytes).await?;
+        self.upload(&join_raw(staging, &format!("{dir}/{name}"))?, bytes)
+            .await?;
         part.staged.push(name);
         Ok(())
     }
@@ -348,7 +349,11 @@ impl HiveSink {
         groups
             .into_iter()
             .map(|(dir, values, rows)| {
-                Ok((dir, values, take_record_batch(&data, &UInt32Array::from(rows))?))
+                Ok((
+                    dir,
+                    values,
+                    take_record_batch(&data, &UInt32Array::from(rows))?,
+                ))
             })
             .collect()
     }
@@ -383,12 +388,9 @@ impl HiveSink {
                     None => {
                         new_partitions.push(HivePartition {
                             values: w.values.clone(),
-                            location: format!(
-                                "{}/{dir}",
-                                self.desc.location.trim_end_matches('/')
-                            ),
+                            location: format!("{}/{dir}", self.desc.location.trim_end_matches('/')),
                         });
-                        self.root.child_path(dir, "")
+                        join_raw(&self.root, dir)?
                     }
                 }
             } else {
@@ -410,8 +412,8 @@ impl HiveSink {
         for (dir, target) in &targets {
             let Some(w) = parts.get(dir) else { continue };
             for name in &w.staged {
-                let from = staging.child_path(dir, name);
-                let to = target.clone().join(name.as_str());
+                let from = join_raw(staging, &format!("{dir}/{name}"))?;
+                let to = join_raw(target, name)?;
                 if let Err(e) = self.store.rename(&from, &to).await {
                     for path in &moved {
                         let _ = self.store.delete(path).await;
@@ -443,23 +445,6 @@ impl HiveSink {
     }
 }
 
-trait ChildPath {
-    /// `self/dir/name` (`dir` may hold several `/`-separated levels, and may be empty).
-    fn child_path(&self, dir: &str, name: &str) -> ObjectPath;
-}
-
-impl ChildPath for ObjectPath {
-    fn child_path(&self, dir: &str, name: &str) -> ObjectPath {
-        let mut p = self.clone();
-        for part in dir.split('/').chain(std::iter::once(name)) {
-            if !part.is_empty() {
-                p = p.join(part);
-            }
-        }
-        p
-    }
-}
-
 /// A partition directory written to: its key values and its files in the staging directory.
 struct PartFiles {
     values: Vec<String>,
@@ -472,10 +457,12 @@ struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
     fn take(&self) -> Vec<u8> {
-        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         std::mem::take(&mut *guard)
     }
-
 }
 
 impl Write for SharedBuf {
@@ -560,7 +547,12 @@ struct StagingGuard {
 }
 
 impl StagingGuard {
-    fn new(store: Arc<dyn ObjectStore>, root: &ObjectPath, table_location: &str, name: &str) -> Self {
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        root: &ObjectPath,
+        table_location: &str,
+        name: &str,
+    ) -> Self {
         let prefix = root.clone().join(name);
         let local = parse_location(table_location)
             .ok()
@@ -588,10 +580,7 @@ impl Drop for StagingGuard {
                     .list(Some(&prefix))
                     .filter_map(|m| async move { m.ok().map(|m| Ok(m.location)) })
                     .boxed();
-                let _ = store
-                    .delete_stream(locations)
-                    .collect::<Vec<_>>()
-                    .await;
+                let _ = store.delete_stream(locations).collect::<Vec<_>>().await;
             });
         }
     }
@@ -604,7 +593,11 @@ impl DisplayAs for HiveSink {
             "HiveSink: table={}, location={}, mode={}",
             self.desc.name,
             self.desc.location,
-            if self.overwrite { "overwrite" } else { "append" }
+            if self.overwrite {
+                "overwrite"
+            } else {
+                "append"
+            }
         )
     }
 }

@@ -193,12 +193,30 @@ pub(crate) fn parse_location(location: &str) -> Result<Location> {
     if !raw_path.starts_with('/') {
         return Err(bad("has no absolute path"));
     }
-    let path: ObjectPath = raw_path.split('/').filter(|p| !p.is_empty()).collect();
+    let path = join_raw(&ObjectPath::default(), raw_path)
+        .map_err(|e| bad(&format!("is not a valid path ({e})")))?;
     Ok(Location {
         store_url: format!("{}://{authority}", scheme.to_ascii_lowercase()),
         raw_path: raw_path.to_string(),
         path,
     })
+}
+
+/// `base` joined with the `/`-separated path `rel`, taken as object names verbatim (not
+/// percent-encoded: object_store's local file system maps such a path to the file of exactly
+/// that name, which is how Hive names `dt=a%2Fb`); empty segments are skipped.
+///
+/// # Errors
+/// `Invalid` for a segment object_store refuses (`.`, `..`, control characters).
+pub(crate) fn join_raw(base: &ObjectPath, rel: &str) -> Result<ObjectPath> {
+    let mut s = base.as_ref().to_string();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        if !s.is_empty() {
+            s.push('/');
+        }
+        s.push_str(part);
+    }
+    ObjectPath::parse(&s).map_err(|e| Error::invalid(format!("invalid path '{rel}': {e}")))
 }
 
 /// The object store (from the session's registry) and path of a location.
@@ -286,7 +304,9 @@ impl TableProvider for HiveTable {
             .scan_inner(state, projection, filters)
             .await
             .map_err(|e| {
-                DataFusionError::from(e.context(format!("while reading Hive table {}", self.desc.name)))
+                DataFusionError::from(
+                    e.context(format!("while reading Hive table {}", self.desc.name)),
+                )
             })?;
         Ok(Arc::new(plan))
     }

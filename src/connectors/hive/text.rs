@@ -32,8 +32,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast_with_options;
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, SchemaRef, TimeUnit,
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef,
+    TimeUnit,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -56,9 +56,7 @@ impl TextOptions {
     /// # Errors
     /// `Invalid` for a delimiter that is not one byte; `NotSupported` for an encoding other than
     /// UTF-8.
-    pub(crate) fn from_params(
-        params: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Self> {
+    pub(crate) fn from_params(params: &std::collections::BTreeMap<String, String>) -> Result<Self> {
         let get = |k: &str| params.get(k).map(String::as_str);
         let delim = |keys: &[&str], default: u8| -> Result<u8> {
             for k in keys {
@@ -112,17 +110,16 @@ impl TextOptions {
     }
 }
 
-/// A delimiter as Hive accepts it: one character, or a decimal byte value (`'9'` is a tab when
-/// written as `9`, Hive's convention for multi-digit values).
+/// A delimiter as Hive reads it (`LazySerDeParameters.getByte`): a decimal byte value first
+/// (`1` is `\u0001`, `9` a tab, `-1` the byte 0xFF), else a single character. Unlike Hive, which
+/// silently takes the first character of a longer value, a longer value is an error.
 fn parse_delim(key: &str, value: &str) -> Result<u8> {
+    if let Ok(n) = value.parse::<i8>() {
+        return Ok(n.to_ne_bytes()[0]);
+    }
     let bytes = value.as_bytes();
     if bytes.len() == 1 {
         return Ok(bytes[0]);
-    }
-    if let Ok(n) = value.parse::<i16>()
-        && let Ok(b) = u8::try_from(n)
-    {
-        return Ok(b);
     }
     Err(Error::invalid(format!(
         "SerDe parameter '{key}' = '{}' is not a single-byte delimiter",
@@ -217,7 +214,8 @@ impl TextDecoder {
     /// The array of `values` (raw, still escaped) of type `dt` at nesting `level`.
     fn column(&self, values: &[Option<&[u8]>], dt: &DataType, level: usize) -> Result<ArrayRef> {
         let o = &self.options;
-        let nulls = || NullBuffer::from(values.iter().map(|v| !self.is_null(*v)).collect::<Vec<_>>());
+        let nulls =
+            || NullBuffer::from(values.iter().map(|v| !self.is_null(*v)).collect::<Vec<_>>());
         match dt {
             DataType::List(item) => {
                 let sep = o.separator(level)?;
@@ -275,11 +273,8 @@ impl TextDecoder {
                     }
                     _ => (key_array, value_array, lengths),
                 };
-                let entries_array = StructArray::try_new(
-                    kv.clone(),
-                    vec![key_array, value_array],
-                    None,
-                )?;
+                let entries_array =
+                    StructArray::try_new(kv.clone(), vec![key_array, value_array], None)?;
                 Ok(Arc::new(MapArray::try_new(
                     Arc::clone(entries),
                     OffsetBuffer::from_lengths(lengths),
@@ -458,7 +453,13 @@ pub(crate) fn encode_batch(batch: &RecordBatch, o: &TextOptions, out: &mut Vec<u
     Ok(())
 }
 
-fn encode_value(a: &ArrayRef, row: usize, level: usize, o: &TextOptions, out: &mut Vec<u8>) -> Result<()> {
+fn encode_value(
+    a: &ArrayRef,
+    row: usize,
+    level: usize,
+    o: &TextOptions,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if a.is_null(row) {
         out.extend_from_slice(o.null_format.as_bytes());
         return Ok(());
@@ -500,12 +501,19 @@ fn encode_value(a: &ArrayRef, row: usize, level: usize, o: &TextOptions, out: &m
             }
             return Ok(());
         }
-        DataType::Boolean => text.push_str(if a.as_boolean().value(row) { "true" } else { "false" }),
+        DataType::Boolean => text.push_str(if a.as_boolean().value(row) {
+            "true"
+        } else {
+            "false"
+        }),
         DataType::Int8 => write_num(&mut text, a.as_primitive::<Int8Type>().value(row)),
         DataType::Int16 => write_num(&mut text, a.as_primitive::<Int16Type>().value(row)),
         DataType::Int32 => write_num(&mut text, a.as_primitive::<Int32Type>().value(row)),
         DataType::Int64 => write_num(&mut text, a.as_primitive::<Int64Type>().value(row)),
-        DataType::Float32 => write_float(&mut text, f64::from(a.as_primitive::<Float32Type>().value(row))),
+        DataType::Float32 => write_float(
+            &mut text,
+            f64::from(a.as_primitive::<Float32Type>().value(row)),
+        ),
         DataType::Float64 => write_float(&mut text, a.as_primitive::<Float64Type>().value(row)),
         DataType::Decimal128(_, _) | DataType::Date32 => {
             let f = ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())?;
@@ -513,14 +521,28 @@ fn encode_value(a: &ArrayRef, row: usize, level: usize, o: &TextOptions, out: &m
         }
         DataType::Timestamp(unit, _) => {
             let micros = match unit {
-                TimeUnit::Second => Some(a.as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>().value(row).saturating_mul(1_000_000)),
-                TimeUnit::Millisecond => Some(a.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>().value(row).saturating_mul(1000)),
-                TimeUnit::Microsecond => Some(a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(row)),
+                TimeUnit::Second => Some(
+                    a.as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>()
+                        .value(row)
+                        .saturating_mul(1_000_000),
+                ),
+                TimeUnit::Millisecond => Some(
+                    a.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>()
+                        .value(row)
+                        .saturating_mul(1000),
+                ),
+                TimeUnit::Microsecond => Some(
+                    a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+                        .value(row),
+                ),
                 TimeUnit::Nanosecond => None,
             };
             let nanos_total = match micros {
                 Some(m) => i128::from(m) * 1000,
-                None => i128::from(a.as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>().value(row)),
+                None => i128::from(
+                    a.as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+                        .value(row),
+                ),
             };
             text.push_str(&hive_timestamp(nanos_total)?);
         }

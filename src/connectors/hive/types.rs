@@ -97,7 +97,10 @@ impl TypeParser<'_> {
 
     fn skip_ws(&mut self) {
         while self.text[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += self.text[self.pos..].chars().next().map_or(1, char::len_utf8);
+            self.pos += self.text[self.pos..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
         }
     }
 
@@ -332,7 +335,10 @@ mod tests {
     #[test]
     fn bad_type_strings_say_where() {
         let e = hive_to_arrow("array<int").unwrap_err().to_string();
-        assert!(e.contains("expected '>'") && e.contains("character 10"), "{e}");
+        assert!(
+            e.contains("expected '>'") && e.contains("character 10"),
+            "{e}"
+        );
         let e = hive_to_arrow("struct<a int>").unwrap_err().to_string();
         assert!(e.contains("expected ':'"), "{e}");
         let e = hive_to_arrow("decimal(40,2)").unwrap_err().to_string();
