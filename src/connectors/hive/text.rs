@@ -128,7 +128,7 @@ fn parse_delim(key: &str, value: &str) -> Result<u8> {
 }
 
 /// Splits `s` on `sep`, skipping separators preceded by the escape character.
-fn split<'a>(s: &'a [u8], sep: u8, escape: Option<u8>) -> Vec<&'a [u8]> {
+fn split(s: &[u8], sep: u8, escape: Option<u8>) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
