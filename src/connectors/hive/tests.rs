@@ -1074,3 +1074,30 @@ async fn every_primitive_type_round_trips_through_each_format() {
         ]
     );
 }
+
+#[tokio::test]
+async fn overwrite_of_an_unpartitioned_table_replaces_all_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file written by someone else, and hidden files that are not the table's data.
+    std::fs::write(dir.path().join("000000_0"), "1\u{1}old\n").unwrap();
+    std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+    std::fs::write(dir.path().join(".000000_0.crc"), "x").unwrap();
+    let desc = text_desc(dir.path(), &[], &[("id", "int"), ("name", "string")]);
+    let ctx = session();
+    register(&ctx, "u", desc, Arc::new(TestAccess::default())).await;
+    one_row(&ctx, "INSERT INTO u VALUES (2, 'b')").await;
+    assert_eq!(
+        one_row(&ctx, "SELECT count(*), sum(id) FROM u").await,
+        vec!["2", "3"]
+    );
+    one_row(&ctx, "INSERT OVERWRITE u VALUES (5, 'e'), (6, 'f')").await;
+    assert_eq!(
+        one_row(&ctx, "SELECT count(*), sum(id) FROM u").await,
+        vec!["2", "11"]
+    );
+    let files = files_under(dir.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        files.contains(&"_SUCCESS".to_string()) && files.contains(&".000000_0.crc".to_string())
+    );
+}
