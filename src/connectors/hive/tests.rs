@@ -1101,3 +1101,24 @@ async fn overwrite_of_an_unpartitioned_table_replaces_all_its_files() {
         files.contains(&"_SUCCESS".to_string()) && files.contains(&".000000_0.crc".to_string())
     );
 }
+
+#[tokio::test]
+async fn int96_timestamps_outside_the_nanosecond_range() {
+    let dir = Path::new(FIXTURES).join("int96_far_dates");
+    let desc = HiveTableDesc {
+        format: HiveFormat::Parquet,
+        ..text_desc(&dir, &[], &[("id", "int"), ("ts", "timestamp")])
+    };
+    let ctx = session();
+    register(&ctx, "f", desc, Arc::new(TestAccess::default())).await;
+    let got = one_row(&ctx, "SELECT min(ts), max(ts), count(ts), count(*) FROM f").await;
+    assert_eq!(
+        got,
+        vec![
+            "1500-06-01T12:00:00.000001",
+            "2500-01-01T00:00:00",
+            "2",
+            "3"
+        ]
+    );
+}
