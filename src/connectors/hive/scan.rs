@@ -73,6 +73,9 @@ pub(crate) struct ScanContext {
     pub projection: Vec<usize>,
     pub text: Option<Arc<TextOptions>>,
     pub batch_size: usize,
+    /// Each partition of the scan stops reading files once it produced this many rows (a hint:
+    /// the plan still limits above the scan).
+    pub limit: Option<usize>,
 }
 
 impl ScanContext {
@@ -547,6 +550,9 @@ impl DisplayAs for HiveScanExec {
             write!(f, " partitions={}/{}", p.read, p.listed)?;
         }
         write!(f, " files={}", self.files)?;
+        if let Some(limit) = self.ctx.limit {
+            write!(f, " limit={limit}")?;
+        }
         if let Some(filter) = self
             .partitions
             .as_ref()
@@ -614,9 +620,17 @@ impl ExecutionPlan for HiveScanExec {
         };
         let ctx = Arc::clone(&self.ctx);
         let table = self.ctx.table.clone();
+        let limit = self.ctx.limit.unwrap_or(usize::MAX);
         let stream = futures::stream::iter(files)
             .then(move |file| Arc::clone(&ctx).read_file(file))
             .try_flatten()
+            .scan(0usize, move |seen, batch| {
+                let done = *seen >= limit;
+                if let Ok(b) = &batch {
+                    *seen = seen.saturating_add(b.num_rows());
+                }
+                futures::future::ready((!done).then_some(batch))
+            })
             .map_err(move |e| {
                 DataFusionError::from(e.context(format!("while reading Hive table {table}")))
             });

@@ -391,6 +391,10 @@ async fn skips_hidden_and_underscore_files() {
     assert_eq!(got, vec![js(&e["row_count"]), js(&e["sum_c_int"])]);
     let plan = explain(&ctx, "SELECT count(*) FROM t").await;
     assert!(plan.contains("files=1"), "{plan}");
+    let got = rows(&ctx, "SELECT c_int FROM t LIMIT 7").await;
+    assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
+    let plan = explain(&ctx, "SELECT c_int FROM t LIMIT 7").await;
+    assert!(plan.contains("limit=7"), "{plan}");
 }
 
 #[tokio::test]
