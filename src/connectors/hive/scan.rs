@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::basic::Type as PhysicalType;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -72,6 +73,9 @@ pub(crate) struct ScanContext {
     pub projection: Vec<usize>,
     pub text: Option<Arc<TextOptions>>,
     pub batch_size: usize,
+    /// Each partition of the scan stops reading files once it produced this many rows (a hint:
+    /// the plan still limits above the scan).
+    pub limit: Option<usize>,
 }
 
 impl ScanContext {
@@ -158,14 +162,49 @@ impl ScanContext {
         file: &ScanFile,
         read_schema: &SchemaRef,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let reader = ObjectFileReader {
+        let mut reader = ObjectFileReader {
             store: Arc::clone(&file.store),
             path: file.path.clone(),
             size: file.size,
         };
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        let pq = |e: ParquetError| Error::external(format!("Parquet: {e}"));
+        let mut meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
-            .map_err(|e| Error::external(format!("Parquet: {e}")))?;
+            .map_err(pq)?;
+        // Hive's INT96 timestamps: read as microseconds rather than arrow-rs' default of
+        // nanoseconds, which cannot hold years before 1677 or after 2262.
+        let roots = meta.parquet_schema().root_schema().get_fields();
+        let int96: Vec<usize> = roots
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_primitive() && t.get_physical_type() == PhysicalType::INT96)
+            .map(|(i, _)| i)
+            .collect();
+        if !int96.is_empty() {
+            let schema = meta.schema();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    if int96.contains(&i) {
+                        Arc::new(
+                            Field::clone(f)
+                                .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, None)),
+                        )
+                    } else {
+                        Arc::clone(f)
+                    }
+                })
+                .collect();
+            let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+            meta = ArrowReaderMetadata::try_new(
+                Arc::clone(meta.metadata()),
+                ArrowReaderOptions::new().with_schema(hint),
+            )
+            .map_err(pq)?;
+        }
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
         let roots: Vec<usize> = builder
             .schema()
             .fields()
@@ -511,6 +550,9 @@ impl DisplayAs for HiveScanExec {
             write!(f, " partitions={}/{}", p.read, p.listed)?;
         }
         write!(f, " files={}", self.files)?;
+        if let Some(limit) = self.ctx.limit {
+            write!(f, " limit={limit}")?;
+        }
         if let Some(filter) = self
             .partitions
             .as_ref()
@@ -578,9 +620,17 @@ impl ExecutionPlan for HiveScanExec {
         };
         let ctx = Arc::clone(&self.ctx);
         let table = self.ctx.table.clone();
+        let limit = self.ctx.limit.unwrap_or(usize::MAX);
         let stream = futures::stream::iter(files)
             .then(move |file| Arc::clone(&ctx).read_file(file))
             .try_flatten()
+            .scan(0usize, move |seen, batch| {
+                let done = *seen >= limit;
+                if let Ok(b) = &batch {
+                    *seen = seen.saturating_add(b.num_rows());
+                }
+                futures::future::ready((!done).then_some(batch))
+            })
             .map_err(move |e| {
                 DataFusionError::from(e.context(format!("while reading Hive table {table}")))
             });

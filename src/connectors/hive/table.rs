@@ -71,6 +71,7 @@ impl HiveTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
+        limit: Option<usize>,
     ) -> Result<HiveScanExec> {
         let (root_store, root) = resolve(state, &self.desc.location)?;
         let keys = self.keys();
@@ -145,6 +146,7 @@ impl HiveTable {
             projection,
             text: self.text.clone(),
             batch_size: state.config().batch_size(),
+            limit,
         };
         Ok(HiveScanExec::new(ctx, groups, stats))
     }
@@ -298,10 +300,10 @@ impl TableProvider for HiveTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = self
-            .scan_inner(state, projection, filters)
+            .scan_inner(state, projection, filters, limit)
             .await
             .map_err(|e| {
                 DataFusionError::from(

@@ -391,6 +391,10 @@ async fn skips_hidden_and_underscore_files() {
     assert_eq!(got, vec![js(&e["row_count"]), js(&e["sum_c_int"])]);
     let plan = explain(&ctx, "SELECT count(*) FROM t").await;
     assert!(plan.contains("files=1"), "{plan}");
+    let got = rows(&ctx, "SELECT c_int FROM t LIMIT 7").await;
+    assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
+    let plan = explain(&ctx, "SELECT c_int FROM t LIMIT 7").await;
+    assert!(plan.contains("limit=7"), "{plan}");
 }
 
 #[tokio::test]
@@ -1099,5 +1103,26 @@ async fn overwrite_of_an_unpartitioned_table_replaces_all_its_files() {
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(
         files.contains(&"_SUCCESS".to_string()) && files.contains(&".000000_0.crc".to_string())
+    );
+}
+
+#[tokio::test]
+async fn int96_timestamps_outside_the_nanosecond_range() {
+    let dir = Path::new(FIXTURES).join("int96_far_dates");
+    let desc = HiveTableDesc {
+        format: HiveFormat::Parquet,
+        ..text_desc(&dir, &[], &[("id", "int"), ("ts", "timestamp")])
+    };
+    let ctx = session();
+    register(&ctx, "f", desc, Arc::new(TestAccess::default())).await;
+    let got = one_row(&ctx, "SELECT min(ts), max(ts), count(ts), count(*) FROM f").await;
+    assert_eq!(
+        got,
+        vec![
+            "1500-06-01T12:00:00.000001",
+            "2500-01-01T00:00:00",
+            "2",
+            "3"
+        ]
     );
 }
