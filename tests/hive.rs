@@ -633,7 +633,18 @@ async fn sample_tables_read_from_the_files_match_expected() {
             let got = by_id
                 .get(&sample["id"].to_string())
                 .unwrap_or_else(|| panic!("{table}: no row with id {}", sample["id"]));
-            assert_eq!(&Value::Object((*got).clone()), sample, "{table}");
+            // Sample rows of a table with fewer columns (csv_text_external) carry the wider
+            // table's columns too: compare the table's own columns.
+            let want: serde_json::Map<String, Value> = got
+                .keys()
+                .map(|k| {
+                    let v = sample
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{table}: sample has no {k}"));
+                    (k.clone(), v.clone())
+                })
+                .collect();
+            assert_eq!(*got, &want, "{table}");
         }
     }
 }
