@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, LargeListArray, ListArray, MapArray, RecordBatch, RecordBatchOptions,
-    StructArray, new_null_array,
+    StructArray, UInt32Array, new_null_array,
 };
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::{CastOptions, cast_with_options, take};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 
 use crate::error::{Error, Result};
@@ -87,8 +88,9 @@ pub(crate) fn adapt_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRe
             }
             // Entries match by position: writers name them differently (`key`/`value`,
             // `keys`/`values`, ...).
-            let keys = adapt_array(map.keys(), kv[0].data_type())?;
-            let values = adapt_array(map.values(), kv[1].data_type())?;
+            let (offsets, keys, values) = referenced_entries(map)?;
+            let keys = adapt_array(&keys, kv[0].data_type())?;
+            let values = adapt_array(&values, kv[1].data_type())?;
             let key_nulls = keys.null_count();
             if key_nulls > 0 {
                 return Err(Error::invalid(format!(
@@ -102,7 +104,7 @@ pub(crate) fn adapt_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRe
                 Arc::new(Field::clone(to).with_data_type(entries.data_type().clone()));
             Ok(Arc::new(MapArray::try_new(
                 entries_field,
-                map.offsets().clone(),
+                offsets,
                 entries,
                 map.nulls().cloned(),
                 *ordered,
@@ -135,6 +137,33 @@ pub(crate) fn adapt_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRe
         }
         _ => Ok(cast_with_options(array, target, &safe())?),
     }
+}
+
+/// The entries of `map` that its non-NULL maps refer to, with offsets rebased onto them.
+///
+/// Readers may leave entries behind NULL maps or outside a sliced array's range (ORC readers fill
+/// the key slots of NULL maps with NULLs); only referenced entries carry meaning.
+fn referenced_entries(map: &MapArray) -> Result<(OffsetBuffer<i32>, ArrayRef, ArrayRef)> {
+    let offsets = map.value_offsets();
+    let mut indices: Vec<u32> = Vec::new();
+    let mut lengths = Vec::with_capacity(map.len());
+    for i in 0..map.len() {
+        let (start, end) = (offsets[i], offsets[i + 1]);
+        if map.is_valid(i) && end > start {
+            let (start, end) = (
+                u32::try_from(start).map_err(|_| Error::internal("negative map offset"))?,
+                u32::try_from(end).map_err(|_| Error::internal("negative map offset"))?,
+            );
+            indices.extend(start..end);
+            lengths.push((end - start) as usize);
+        } else {
+            lengths.push(0);
+        }
+    }
+    let indices = UInt32Array::from(indices);
+    let keys = take(map.keys(), &indices, None)?;
+    let values = take(map.values(), &indices, None)?;
+    Ok((OffsetBuffer::from_lengths(lengths), keys, values))
 }
 
 fn list_item(array: &ArrayRef) -> Result<FieldRef> {
