@@ -35,6 +35,10 @@ export WEIR_PYTHON="$WEIR_PY_VENV/bin/python"
 # missing: this script provides every peer.
 export WEIR_REQUIRE_PEERS=1
 
+# The Hive Metastore peer (Hive 2.3.10 from PyPI's pyspark jars, on loopback) with its sample
+# tables, for tests/hive.rs; stopped when this script exits.
+. scripts/hive-peer.sh
+
 echo "== build"
 cargo build --all-targets
 

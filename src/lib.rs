@@ -12,7 +12,9 @@
 //! Layer rule (a module may use only what is listed for it; never the reverse):
 //! - `error`, `types`: nothing of ours.
 //! - `sql`: `error`, `types`.
-//! - `catalog`: `error`, `types`.
+//! - `catalog`: `error`, `types`. Exception: `catalog::hive`, a catalog that also supplies its
+//!   tables' providers, additionally uses `sql` (Flink type strings) and `connectors::hive` (the
+//!   Hive file readers and writers); `connectors::hive` never uses `catalog::hive`.
 //! - `connectors`: `error`, `types`, `catalog` (definitions only).
 //! - `planner`: `error`, `types`, `sql`, `catalog`, `connectors`.
 //! - `batch`: `error`, `planner` (its logical nodes).

@@ -8,16 +8,19 @@
 //!
 //! Implementations: [`store::StoredCatalog`] in two flavours, in-memory (`generic_in_memory`) and
 //! the embedded persistent catalog (`weir`), kept as one JSON document under the data directory and
-//! replaced atomically on every change.
+//! replaced atomically on every change; [`hive::HiveCatalog`] (`hive`), a Hive Metastore.
 
+pub mod hive;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::catalog::TableProvider;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -174,4 +177,22 @@ pub trait Catalog: Send + Sync + Debug {
         view: bool,
         if_exists: bool,
     ) -> Result<()>;
+
+    /// The table provider for a table whose data this catalog serves itself (a Hive-format
+    /// table in a Hive Metastore), or `None` to build it from the table's connector options (the
+    /// default, and what every table with a `connector` option gets). Called while the session
+    /// builds a statement's snapshot, for each table the statement uses; `def` is what
+    /// [`get_table`](Catalog::get_table) returned.
+    ///
+    /// # Errors
+    /// As `get_table`; also the provider's own errors (e.g. an unsupported storage format).
+    async fn table_provider(
+        &self,
+        database: &str,
+        name: &str,
+        def: &TableDef,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let _ = (database, name, def);
+        Ok(None)
+    }
 }

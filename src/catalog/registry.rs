@@ -6,6 +6,8 @@
 //! atomically, like the catalog document), so they are there again after a restart, as with
 //! Flink's catalog store. The default catalog, `default_catalog`, is the embedded persistent
 //! catalog under `<data-dir>/catalog` (or an in-memory one when there is no data directory).
+//! Catalog types: `generic_in_memory`, `weir` (persistent, embedded) and `hive` (a Hive
+//! Metastore, see [`super::hive`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -21,7 +23,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_CATALOG: &str = "default_catalog";
 
 /// The catalog types `CREATE CATALOG ... WITH ('type' = ..)` accepts.
-pub const CATALOG_TYPES: &[&str] = &["generic_in_memory", "weir"];
+pub const CATALOG_TYPES: &[&str] = &["generic_in_memory", "hive", "weir"];
 
 /// A fully qualified object name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,11 +115,7 @@ impl CatalogRegistry {
         let allowed: &[&str] = match kind.as_str() {
             "generic_in_memory" => &["type", "default-database"],
             "weir" => &["type", "default-database", "path"],
-            "hive" => {
-                return Err(Error::not_supported(format!(
-                    "catalog type 'hive' (catalog `{name}`) is not supported yet"
-                )));
-            }
+            "hive" => return Ok(Arc::new(super::hive::HiveCatalog::new(name, options)?)),
             other => {
                 return Err(Error::invalid(format!(
                     "unknown catalog type '{other}' for catalog `{name}`; valid types: {}",
@@ -378,7 +376,8 @@ mod tests {
                 )
                 .unwrap_err();
             assert!(
-                err.message.contains("valid types: generic_in_memory, weir"),
+                err.message
+                    .contains("valid types: generic_in_memory, hive, weir"),
                 "{err}"
             );
             let err = r
@@ -407,5 +406,43 @@ mod tests {
         assert!(r.drop_catalog("mem", false).is_err());
         r.use_catalog("default_catalog").unwrap();
         r.drop_catalog("mem", false).unwrap();
+    }
+
+    #[test]
+    fn hive_catalogs_check_their_options_without_connecting() {
+        let mut r = CatalogRegistry::open(None).unwrap();
+        let opts = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let err = r
+            .create_catalog(
+                "h",
+                opts(&[
+                    ("type", "hive"),
+                    ("uri", "thrift://127.0.0.1:1"),
+                    ("x", "1"),
+                ]),
+                false,
+            )
+            .unwrap_err();
+        assert!(err.message.contains("unknown option 'x'"), "{err}");
+        assert!(err.message.contains("valid options: type, uri"), "{err}");
+        // Nothing listens on port 1: creating the catalog does not connect.
+        r.create_catalog(
+            "h",
+            opts(&[
+                ("type", "hive"),
+                ("uri", "thrift://127.0.0.1:1"),
+                ("default-database", "db1"),
+            ]),
+            false,
+        )
+        .unwrap();
+        r.use_catalog("h").unwrap();
+        assert_eq!(r.current_database(), "db1");
+        assert_eq!(r.catalog("h").unwrap().catalog_type(), "hive");
     }
 }

@@ -5,6 +5,9 @@
 //! the planner reads only the snapshot. A name missing from the snapshot is "not found".
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
 
 use super::CatalogTable;
 use super::registry::ObjectPath;
@@ -15,6 +18,10 @@ pub struct CatalogSnapshot {
     pub current_catalog: String,
     pub current_database: String,
     pub tables: HashMap<ObjectPath, CatalogTable>,
+    /// Providers the catalogs built themselves (e.g. Hive-format tables), by table; tables not
+    /// listed here are built from their connector options. An `Err` is reported when the table
+    /// is planned, not while the snapshot is built.
+    pub providers: HashMap<ObjectPath, crate::error::Result<Arc<dyn TableProvider>>>,
 }
 
 impl CatalogSnapshot {
@@ -42,5 +49,20 @@ impl CatalogSnapshot {
 
     pub fn get(&self, path: &ObjectPath) -> Option<&CatalogTable> {
         self.tables.get(path)
+    }
+
+    /// The provider a catalog built for a table, if it built one.
+    ///
+    /// # Errors
+    /// The catalog's error from building it.
+    pub fn provider(
+        &self,
+        path: &ObjectPath,
+    ) -> crate::error::Result<Option<Arc<dyn TableProvider>>> {
+        match self.providers.get(path) {
+            None => Ok(None),
+            Some(Ok(p)) => Ok(Some(Arc::clone(p))),
+            Some(Err(e)) => Err(e.clone()),
+        }
     }
 }

@@ -178,6 +178,7 @@ pub async fn build_snapshot(
         current_catalog: registry.current_catalog().to_string(),
         current_database: registry.current_database().to_string(),
         tables: Default::default(),
+        providers: Default::default(),
     };
     let mut pending: Vec<ObjectPath> = names.iter().filter_map(|n| snapshot.qualify(n)).collect();
     let mut seen: HashSet<ObjectPath> = HashSet::new();
@@ -193,6 +194,25 @@ pub async fn build_snapshot(
             if let Ok(mut query) = sql::parse_query(&view.query) {
                 qualify_query(&mut query, &path.catalog, &path.database);
                 pending.extend(relations(&query).iter().filter_map(|n| snapshot.qualify(n)));
+            }
+        }
+        if let CatalogTable::Table(def) = &table
+            && registry.temporary(&path).is_none()
+            && let Ok(catalog) = registry.catalog(&path.catalog)
+        {
+            // A catalog that serves the table itself (Hive); its errors surface when the table
+            // is planned, so statements that do not scan it are unaffected.
+            match catalog
+                .table_provider(&path.database, &path.name, def)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(p)) => {
+                    snapshot.providers.insert(path.clone(), Ok(p));
+                }
+                Err(e) => {
+                    snapshot.providers.insert(path.clone(), Err(e));
+                }
             }
         }
         snapshot.tables.insert(path, table);

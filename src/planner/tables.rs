@@ -51,7 +51,10 @@ fn connector_table(
     path: &ObjectPath,
     def: &TableDef,
 ) -> Result<Arc<dyn TableProvider>> {
-    let inner = connectors::create_table_provider(&path.dotted(), def)?;
+    let inner = match ctx.snapshot.provider(path)? {
+        Some(provider) => provider,
+        None => connectors::create_table_provider(&path.dotted(), def)?,
+    };
     let computed = def
         .columns
         .iter()

@@ -6,6 +6,24 @@
 //! [`HiveMetastoreAccess`] for partition listing and registration, to [`hive_table`], which
 //! returns the DataFusion table provider the planner scans and inserts into. This module never
 //! talks Thrift: everything it needs from the metastore goes through [`HiveMetastoreAccess`].
+//!
+//! Files: `types` (Hive type strings ↔ Arrow), `table` (the provider: pruning, listing, insert
+//! planning), `prune` (metastore filter strings, evaluation on partition values), `scan` (the
+//! physical scan: Parquet, ORC, text readers), `adapt` (fitting file arrays to the table's types),
+//! `text` (LazySimpleSerDe decoding and encoding), `sink` (writing: staging, commit, partition
+//! registration).
+
+mod adapt;
+mod prune;
+mod scan;
+mod sink;
+mod table;
+#[cfg(test)]
+mod tests;
+mod text;
+pub mod types;
+
+pub use types::{arrow_to_hive, hive_to_arrow};
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -101,15 +119,19 @@ pub trait HiveMetastoreAccess: Send + Sync + Debug {
 /// The table provider for a Hive table: scans (with partition pruning) and `INSERT INTO` /
 /// `INSERT OVERWRITE`.
 ///
+/// Scans list the files through the session's object store registry (`file:` is always there;
+/// `s3://`, `hdfs://`, ... work once a store is registered for them). Files and directories whose
+/// names start with `.` or `_` are skipped. For partitioned tables, filters on partition keys
+/// are sent to the metastore (`list_partitions(Some(filter))`) and evaluated on the partition
+/// values; EXPLAIN shows `HiveScan: <table> format=.. partitions=<read>/<listed> files=..`, where
+/// `listed` is what the metastore returned (all partitions when no filter could be sent).
+///
 /// # Errors
-/// `NotSupported` for what cannot be read yet.
+/// `Invalid` for a malformed location or SerDe parameters (text delimiters);
+/// `NotSupported` for what cannot be read yet (another text encoding than UTF-8).
 pub fn hive_table(
     desc: HiveTableDesc,
     access: Arc<dyn HiveMetastoreAccess>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let _ = access;
-    Err(Error::not_supported(format!(
-        "reading Hive table {} is not supported yet",
-        desc.name
-    )))
+    Ok(Arc::new(table::HiveTable::try_new(desc, access)?))
 }
