@@ -208,9 +208,7 @@ fn init_logging() {
 async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench("tpch", args, executor).await,
-        Some(Command::Bench(BenchCommand::Tpcds(args))) => {
-            run_bench("tpcds", args, executor).await
-        }
+        Some(Command::Bench(BenchCommand::Tpcds(args))) => run_bench("tpcds", args, executor).await,
         Some(Command::Serve(args)) => serve(args, executor).await,
         None => run_sql(cli.shell, executor).await,
     }
@@ -243,9 +241,7 @@ async fn run_bench(name: &str, args: BenchArgs, executor: Handle) -> anyhow::Res
                     kv.split_once('=')
                         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                         .ok_or_else(|| {
-                            weir::Error::invalid(format!(
-                                "--set '{kv}' must be KEY=VALUE"
-                            ))
+                            weir::Error::invalid(format!("--set '{kv}' must be KEY=VALUE"))
                         })
                 })
                 .collect::<weir::Result<_>>()?,
@@ -273,7 +269,10 @@ async fn run_bench(name: &str, args: BenchArgs, executor: Handle) -> anyhow::Res
         }
     };
     print!("{}", report.to_table());
-    for path in [&args.output, &args.markdown, &args.chart].into_iter().flatten() {
+    for path in [&args.output, &args.markdown, &args.chart]
+        .into_iter()
+        .flatten()
+    {
         let written = match (path, &args.markdown, &args.chart) {
             (p, Some(m), _) if p == m => std::fs::write(p, report.to_markdown())
                 .with_context(|| format!("cannot write {}", p.display())),

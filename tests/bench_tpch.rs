@@ -143,10 +143,19 @@ async fn tpch_compare_mode_times_both_peers_and_reports_ratios() -> weir::Result
     let summary = report.summary();
     assert_eq!(summary.queries, 3);
     assert_eq!(summary.peers.len(), 2);
-    assert!(summary.peers.iter().all(|(_, g, r)| g.is_some() && r.is_some()));
+    assert!(
+        summary
+            .peers
+            .iter()
+            .all(|(_, g, r)| g.is_some() && r.is_some())
+    );
     // The live DuckDB answers came from the comparison run, so its time is peer time.
     assert!(report.time.peers_secs > 0.0);
     let csv = report.to_csv();
-    assert!(csv.lines().next().is_some_and(|h| h.contains("duckdb_ratio")));
+    assert!(
+        csv.lines()
+            .next()
+            .is_some_and(|h| h.contains("duckdb_ratio"))
+    );
     Ok(())
 }

@@ -291,7 +291,10 @@ mod tests {
         let header = vec!["c1".to_string(), "c2".to_string(), "c3".to_string()];
         let text = to_csv(&header, &rows);
         assert_eq!(parse_csv(&text)?, rows);
-        assert_eq!(parse_csv("h\n1\n\n2")?, vec![row(&[Some("1")]), row(&[Some("2")])]);
+        assert_eq!(
+            parse_csv("h\n1\n\n2")?,
+            vec![row(&[Some("1")]), row(&[Some("2")])]
+        );
         assert!(parse_csv("h\n\"open").is_err_and(|e| e.message.contains("line 2")));
         assert!(parse_csv("h\n\"a\"b").is_err());
         Ok(())
@@ -316,7 +319,10 @@ mod tests {
         assert!(cells_match(Some("12.5000"), Some("12.5")));
         assert!(cells_match(Some("123141078.2288"), Some("123141078.23")));
         assert!(cells_match(Some("0.04998"), Some("0.05")));
-        assert!(cells_match(Some("16.380778626"), Some("16.380778626000003")));
+        assert!(cells_match(
+            Some("16.380778626"),
+            Some("16.380778626000003")
+        ));
         assert!(!cells_match(Some("0.0449"), Some("0.05")));
         assert!(!cells_match(Some("4"), Some("5")));
         assert!(!cells_match(Some("1000000.5"), Some("1000003.5")));
@@ -334,7 +340,9 @@ mod tests {
         assert!(err.contains("row 1"), "{err}");
         assert!(err.contains("got:      A | 1"), "{err}");
         assert!(err.contains("expected: B | 2.0"), "{err}");
-        let short = compare(&a[..1].to_vec(), &b, false).err().unwrap_or_default();
+        let short = compare(&a[..1].to_vec(), &b, false)
+            .err()
+            .unwrap_or_default();
         assert!(short.contains("1 rows, expected 2"), "{short}");
     }
 

@@ -258,11 +258,7 @@ impl BenchReport {
         }
         let rows: Vec<Vec<Option<String>>> = rows
             .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|c| c.filter(|s| !s.is_empty()))
-                    .collect()
-            })
+            .map(|r| r.into_iter().map(|c| c.filter(|s| !s.is_empty())).collect())
             .collect();
         super::answers::to_csv(&header, &rows)
     }
@@ -458,11 +454,17 @@ mod tests {
         assert!(table.contains("duckdb/weir"), "{table}");
         assert!(table.contains("|        2.00 |"), "{table}");
         assert!(!table.contains("datafusion ms"), "{table}");
-        assert!(table.contains("datafusion skipped: not installed"), "{table}");
+        assert!(
+            table.contains("datafusion skipped: not installed"),
+            "{table}"
+        );
         assert!(table.contains("q02: boom"), "{table}");
         assert!(table.contains("2 queries, 1 not ok"), "{table}");
         assert!(table.contains("weir 12.0 ms"), "{table}");
-        assert!(table.contains("geometric mean of duckdb/weir ratios 2.00"), "{table}");
+        assert!(
+            table.contains("geometric mean of duckdb/weir ratios 2.00"),
+            "{table}"
+        );
         assert!(table.contains("answer checking 1.5 s"), "{table}");
         assert!(table.contains("100 MiB"), "{table}");
     }
@@ -499,11 +501,17 @@ mod tests {
         assert!(md.starts_with(
             "### TPC-H SF 0.01, 1 iteration(s), 2 thread(s), memory limit 2GB, SET datafusion.execution.parquet.pushdown_filters=true"
         ));
-        assert!(md.contains("| q01 | verified | 4 | 12.0 | 12.0 | 12.0 | 100 MiB | 24.0 | 2.00 |"), "{md}");
+        assert!(
+            md.contains("| q01 | verified | 4 | 12.0 | 12.0 | 12.0 | 100 MiB | 24.0 | 2.00 |"),
+            "{md}"
+        );
         assert!(md.contains("- q02: boom"), "{md}");
 
         let svg = report.to_svg();
-        assert!(svg.starts_with("<svg") && svg.contains("q01 duckdb 2.00"), "{svg}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("q01 duckdb 2.00"),
+            "{svg}"
+        );
         Ok(())
     }
 

@@ -188,9 +188,10 @@ pub async fn run(
     }
     for table in suite.tables {
         let sql = (suite.create_table_sql)(table, &dir)?;
-        session.execute_sql(&sql).await.map_err(|e| {
-            e.context(format!("while registering {} table {table}", suite.title))
-        })?;
+        session
+            .execute_sql(&sql)
+            .await
+            .map_err(|e| e.context(format!("while registering {} table {table}", suite.title)))?;
     }
     time.setup_secs = started.elapsed().as_secs_f64();
 
@@ -280,11 +281,17 @@ pub async fn run(
             answers: need_live && peer == Peer::DuckDb,
             ..peer_job.clone()
         };
-        let run = run_peer_with_progress(peer, &job, &peer_queries, progress).await?;
+        // A peer that breaks down is reported, not fatal: the comparison is optional.
+        let run = run_peer_with_progress(peer, &job, &peer_queries, progress)
+            .await
+            .unwrap_or_else(|e| PeerRun::Skipped(e.to_string()));
         time.peers_secs += started.elapsed().as_secs_f64();
         match run {
             PeerRun::Skipped(why) => {
-                progress(Progress::Message(&format!("{} skipped: {why}", peer.name())));
+                progress(Progress::Message(&format!(
+                    "{} skipped: {why}",
+                    peer.name()
+                )));
                 peer_reports.push(PeerReport {
                     engine: peer.name().to_string(),
                     version: None,
@@ -350,30 +357,35 @@ pub async fn run(
         };
         let reference = match references.get_mut(i).and_then(Option::take) {
             Some(r) => Some(r),
-            None => live.as_ref().and_then(|(version, results)| {
-                results.get(i).map(|r| match (&r.error, &r.answer) {
-                    (None, Some(a)) => Ok((a.clone(), format!("DuckDB {version} run live"))),
-                    (Some(e), _) => Err(format!("not verified: DuckDB failed: {e}")),
-                    (None, None) => Err("not verified: DuckDB returned no answer".to_string()),
+            None => live
+                .as_ref()
+                .and_then(|(version, results)| {
+                    results.get(i).map(|r| match (&r.error, &r.answer) {
+                        (None, Some(a)) => Ok((a.clone(), format!("DuckDB {version} run live"))),
+                        (Some(e), _) => Err(format!("not verified: DuckDB failed: {e}")),
+                        (None, None) => Err("not verified: DuckDB returned no answer".to_string()),
+                    })
                 })
-            })
-            .and_then(|r| match r {
-                Ok(r) => Some(r),
-                Err(msg) => {
-                    report.verify_message = Some(msg);
-                    None
-                }
-            }),
+                .and_then(|r| match r {
+                    Ok(r) => Some(r),
+                    Err(msg) => {
+                        report.verify_message = Some(msg);
+                        None
+                    }
+                }),
         };
         let Some((expected, source)) = reference else {
             continue;
         };
-        let ordered = texts.get(i).is_some_and(|(_, sql)| answers::is_ordered(sql));
+        let ordered = texts
+            .get(i)
+            .is_some_and(|(_, sql)| answers::is_ordered(sql));
         match answers::compare(answer, &expected, ordered) {
             Ok(()) => report.verified = Some(true),
             Err(diff) => {
                 report.verified = Some(false);
-                report.verify_message = Some(format!("wrong answer (against the {source}): {diff}"));
+                report.verify_message =
+                    Some(format!("wrong answer (against the {source}): {diff}"));
             }
         }
         report.verified_against = Some(source);

@@ -125,7 +125,8 @@ pub struct PeerJob<'a> {
 }
 
 const SCRIPT: &str = r#"
-import json, sys, time
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
 job = json.loads(sys.stdin.readline())
 engine = job["engine"]
 try:
@@ -140,12 +141,12 @@ data, threads, limit = job["data"], job["threads"], job["memory_limit"]
 if engine == "duckdb":
     config = {"threads": threads}
     if limit:
-        config["memory_limit"] = f"{limit // (1024 * 1024)}MB"
+        config["memory_limit"] = f"{limit // (1024 * 1024)}MiB"
     con = mod.connect(config=config)
     for t in job["tables"]:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}/*.parquet')")
     def run(sql):
-        return con.execute(sql).fetch_arrow_table()
+        return con.sql(sql).to_arrow_table()
 else:
     from datafusion import SessionContext, SessionConfig, RuntimeEnvBuilder
     runtime = RuntimeEnvBuilder().with_disk_manager_os()

@@ -95,8 +95,10 @@ pub fn tpch() -> Suite {
         tables: &data::TABLES,
         query_count: queries::QUERY_COUNT,
         ensure_data: |dir, scale, threads, on_file| {
-            Ok(data::ensure_data_with_progress(dir, scale, threads, on_file)?
-                == data::DataStatus::Generated)
+            Ok(
+                data::ensure_data_with_progress(dir, scale, threads, on_file)?
+                    == data::DataStatus::Generated,
+            )
         },
         create_table_sql: data::create_table_sql,
         default_data_dir: data::default_data_dir,
