@@ -38,9 +38,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// TPC-H: data generated once as Parquet, then the 22 queries.
-    Tpch(BenchArgs),
+    Tpch(Box<BenchArgs>),
     /// TPC-DS: data generated once as Parquet, then the 99 queries.
-    Tpcds(BenchArgs),
+    Tpcds(Box<BenchArgs>),
 }
 
 /// Options of `weir bench tpch|tpcds`.
@@ -216,7 +216,7 @@ async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
 
 /// `weir bench tpch|tpcds`: runs the benchmark on the query runtime with a progress bar,
 /// prints the table, writes the reports asked for.
-async fn run_bench(name: &str, args: BenchArgs, executor: Handle) -> anyhow::Result<ExitCode> {
+async fn run_bench(name: &str, args: Box<BenchArgs>, executor: Handle) -> anyhow::Result<ExitCode> {
     let prepared = (|| -> weir::Result<_> {
         let suite = weir::bench::suite::by_name(name)?;
         if !args.format.eq_ignore_ascii_case("parquet") {

@@ -5,8 +5,11 @@
 
 use crate::error::{Error, Result};
 
-/// A query answer as text: one `Vec` per row, `None` for NULL.
-pub type Answer = Vec<Vec<Option<String>>>;
+/// One row of an answer as text, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+/// A query answer as text: one [`Row`] per row.
+pub type Answer = Vec<Row>;
 
 const TPCH_SF1: [&str; 22] = [
     include_str!("../../tpch/answers/sf1/q01.csv"),
@@ -43,7 +46,8 @@ pub fn tpch_answer(scale: f64, n: usize) -> Option<&'static str> {
 
 /// Parses an answer file: a header line (skipped), then one line per row. Fields are separated
 /// by commas; a field containing a comma, quote or line break is quoted with `"` (a quote
-/// inside doubled); an empty unquoted field is NULL, `""` is the empty string.
+/// inside doubled); an empty unquoted field is NULL (so an empty line is a row of one NULL),
+/// `""` is the empty string. The TPC-DS answers use the same dialect.
 ///
 /// # Errors
 /// `Invalid` for an unterminated quote or text after a closing quote, with its line.
@@ -91,10 +95,9 @@ pub fn parse_csv(text: &str) -> Result<Answer> {
             }
             '\r' => {}
             '\n' => {
-                if !at_line_start {
-                    row.push(finish(&mut field, &mut quoted));
-                    rows.push(std::mem::take(&mut row));
-                }
+                // An empty line is a row of one NULL (a one-column answer).
+                row.push(finish(&mut field, &mut quoted));
+                rows.push(std::mem::take(&mut row));
                 line += 1;
                 at_line_start = true;
             }
@@ -183,13 +186,13 @@ pub fn compare(
     expected: &Answer,
     ordered: bool,
 ) -> std::result::Result<(), String> {
-    let (mut a, mut b): (Vec<&Vec<Option<String>>>, Vec<&Vec<Option<String>>>) =
-        (answer.iter().collect(), expected.iter().collect());
+    let mut a: Vec<&Row> = answer.iter().collect();
+    let mut b: Vec<&Row> = expected.iter().collect();
     if !ordered {
         a.sort_by(|x, y| row_order(x, y));
         b.sort_by(|x, y| row_order(x, y));
     }
-    let show = |r: Option<&&Vec<Option<String>>>| {
+    let show = |r: Option<&&Row>| {
         r.map_or_else(
             || "(no row)".to_string(),
             |r| {

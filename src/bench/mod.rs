@@ -258,6 +258,7 @@ pub async fn run(
     time.verify_secs += started.elapsed().as_secs_f64();
     let need_live = options.verify && references.iter().any(Option::is_none);
     let peer_job = PeerJob {
+        python: peers::python(),
         data_dir: &dir,
         tables: suite.tables,
         threads,

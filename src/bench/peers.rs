@@ -3,8 +3,9 @@
 //! limit), in one Python process per engine. The Python is `$WEIR_PYTHON` when set, else
 //! `python3`. A peer that cannot be imported is skipped with a message, never a failure.
 //!
-//! The script reads a JSON job on stdin and writes one JSON line per query as it goes, so the
-//! runner can show progress: `{"query": "q01", "times_ms": [...], "rows": 4, "error": null,
+//! The script reads a JSON job on stdin and writes one line per query as it goes, `WEIRPEER `
+//! then JSON (other stdout lines are the engines' own and ignored), so the runner can show
+//! progress: `{"query": "q01", "times_ms": [...], "rows": 4, "error": null,
 //! "answer": [[...]]}` (the answer, every value as text, only when asked for).
 
 use std::path::Path;
@@ -110,6 +111,8 @@ pub enum PeerRun {
 /// Settings of a peer run.
 #[derive(Debug, Clone)]
 pub struct PeerJob<'a> {
+    /// The Python interpreter ([`python`] unless a caller knows better).
+    pub python: String,
     /// Where the data lives (`<dir>/<table>/*.parquet`).
     pub data_dir: &'a Path,
     /// The tables to register.
@@ -135,7 +138,7 @@ try:
     else:
         import datafusion as mod
 except Exception as e:
-    print(json.dumps({"skip": f"the Python package '{engine}' cannot be imported ({e})"}), flush=True)
+    print("WEIRPEER " + json.dumps({"skip": f"the Python package '{engine}' cannot be imported ({e})"}), flush=True)
     sys.exit(0)
 data, threads, limit = job["data"], job["threads"], job["memory_limit"]
 if engine == "duckdb":
@@ -143,6 +146,7 @@ if engine == "duckdb":
     if limit:
         config["memory_limit"] = f"{limit // (1024 * 1024)}MiB"
     con = mod.connect(config=config)
+    con.execute("SET enable_progress_bar = false")
     for t in job["tables"]:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}/*.parquet')")
     def run(sql):
@@ -158,7 +162,7 @@ else:
     import pyarrow as pa
     def run(sql):
         return pa.Table.from_batches(ctx.sql(sql).collect())
-print(json.dumps({"version": mod.__version__}), flush=True)
+print("WEIRPEER " + json.dumps({"version": mod.__version__}), flush=True)
 for q in job["queries"]:
     out = {"query": q["name"], "times_ms": [], "rows": None, "error": None}
     try:
@@ -173,7 +177,7 @@ for q in job["queries"]:
             out["answer"] = [[None if v is None else str(v) for v in r.values()] for r in table.to_pylist()]
     except Exception as e:
         out["error"] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    print(json.dumps(out), flush=True)
+    print("WEIRPEER " + json.dumps(out), flush=True)
 "#;
 
 /// Runs `queries` in `peer`; `on_result` sees each result as it arrives.
@@ -187,7 +191,7 @@ pub async fn run_peer(
     queries: &[PeerQuery],
     on_result: &mut (dyn FnMut(&PeerResult) + Send),
 ) -> Result<PeerRun> {
-    let python = python();
+    let python = job.python.clone();
     let mut child = match tokio::process::Command::new(&python)
         .arg("-c")
         .arg(SCRIPT)
@@ -241,8 +245,12 @@ pub async fn run_peer(
         .await
         .map_err(|e| describe("cannot read its output", &e))?
     {
+        // Engines may print on stdout too (progress bars, warnings): only marked lines count.
+        let Some(json) = text.strip_prefix("WEIRPEER ") else {
+            continue;
+        };
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| describe("unreadable output", &e))?;
+            serde_json::from_str(json).map_err(|e| describe("unreadable output", &e))?;
         if let Some(skip) = value.get("skip").and_then(|s| s.as_str()) {
             let _ = child.wait().await;
             return Ok(PeerRun::Skipped(skip.to_string()));
@@ -289,6 +297,34 @@ mod tests {
         );
         assert!(Peer::parse_list("")?.is_empty());
         assert!(Peer::parse_list("polars").is_err_and(|e| e.message.contains("polars")));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_missing_python_skips_the_peer_with_a_message() -> Result<()> {
+        let job = PeerJob {
+            python: "/nonexistent/python3".to_string(),
+            data_dir: Path::new("/nonexistent"),
+            tables: &["nation"],
+            threads: 1,
+            iterations: 1,
+            memory_limit: None,
+            answers: false,
+        };
+        let queries = [PeerQuery {
+            name: "q01".into(),
+            sql: "SELECT 1".into(),
+        }];
+        let run = run_peer(Peer::DuckDb, &job, &queries, &mut |_| {}).await?;
+        match run {
+            PeerRun::Skipped(why) => {
+                assert!(
+                    why.contains("/nonexistent/python3") && why.contains("WEIR_PYTHON"),
+                    "{why}"
+                );
+            }
+            PeerRun::Ran { .. } => panic!("ran without a Python"),
+        }
         Ok(())
     }
 }

@@ -110,6 +110,27 @@ pub fn tpch() -> Suite {
 
 /// The TPC-DS suite, when this build has it.
 ///
+/// Connecting the TPC-DS module (`bench::tpcds`, declared in `bench/mod.rs`) is replacing the
+/// body with:
+///
+/// ```text
+/// use super::tpcds;
+/// Ok(Suite {
+///     name: "tpcds",
+///     title: "TPC-DS",
+///     tables: &tpcds::TABLES,
+///     query_count: tpcds::QUERY_COUNT,
+///     ensure_data: |dir, scale, threads, _| {
+///         Ok(tpcds::ensure_data(dir, scale, threads)? == data::DataStatus::Generated)
+///     },
+///     create_table_sql: tpcds::create_table_sql,
+///     default_data_dir: tpcds::default_data_dir,
+///     query_sql: tpcds::query_sql,
+///     query_name: tpcds::query_name,
+///     reference_answer: |scale, n| if scale == 1.0 { tpcds::answer(n) } else { None },
+/// })
+/// ```
+///
 /// # Errors
 /// `NotSupported` until the TPC-DS data generator and queries (`bench::tpcds`) are part of the
 /// build.
