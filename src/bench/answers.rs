@@ -294,10 +294,13 @@ mod tests {
         let header = vec!["c1".to_string(), "c2".to_string(), "c3".to_string()];
         let text = to_csv(&header, &rows);
         assert_eq!(parse_csv(&text)?, rows);
+        // An empty line is a one-column row holding NULL.
         assert_eq!(
             parse_csv("h\n1\n\n2")?,
-            vec![row(&[Some("1")]), row(&[Some("2")])]
+            vec![row(&[Some("1")]), row(&[None]), row(&[Some("2")])]
         );
+        let one_null = vec![row(&[None])];
+        assert_eq!(parse_csv(&to_csv(&["h".to_string()], &one_null))?, one_null);
         assert!(parse_csv("h\n\"open").is_err_and(|e| e.message.contains("line 2")));
         assert!(parse_csv("h\n\"a\"b").is_err());
         Ok(())
