@@ -38,33 +38,55 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// TPC-H: data generated once as Parquet, then the 22 queries.
-    Tpch(TpchArgs),
+    Tpch(Box<BenchArgs>),
+    /// TPC-DS: data generated once as Parquet, then the 99 queries.
+    Tpcds(Box<BenchArgs>),
 }
 
-/// Options of `weir bench tpch`.
+/// Options of `weir bench tpch|tpcds`.
 #[derive(Debug, Args)]
-struct TpchArgs {
+struct BenchArgs {
     /// Scale factor (1 = about 1 GB of raw data).
     #[arg(long, value_name = "SF", default_value_t = 1.0)]
     scale: f64,
-    /// Where the Parquet data lives [default: ~/.weir/bench/tpch-sf<SF>]
+    /// Where the Parquet data lives [default: ~/.weir/bench/<benchmark>-sf<SF>]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Queries to run, e.g. 1,3,5-7 [default: all 22]
+    /// Queries to run, e.g. 1,3,5-7 [default: all]
     #[arg(long, value_name = "LIST", default_value = "")]
     queries: String,
     /// Timed iterations per query.
     #[arg(long, value_name = "N", default_value_t = 3)]
     iterations: usize,
-    /// Check answers against DuckDB (when python3 can import duckdb).
+    /// Data format (only parquet).
+    #[arg(long, value_name = "FORMAT", default_value = "parquet")]
+    format: String,
+    /// Check answers: against the stored reference answers, else DuckDB run live.
     #[arg(long)]
     verify: bool,
-    /// Write the report as JSON to FILE.
+    /// Run the same queries in these engines too: duckdb,datafusion (Python packages; missing
+    /// ones are skipped).
+    #[arg(long, value_name = "ENGINES", default_value = "")]
+    compare: String,
+    /// Write the report to FILE: .json, .csv, .md or .svg by extension.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Query parallelism (parallelism.default) and data generation threads.
+    /// Write a Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Write an SVG bar chart of the peers' per-query ratios to FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    /// Memory limit, e.g. 2GB (Weir spills where it can; the peers get the same limit).
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Threads for Weir (parallelism.default), the peers and data generation [default: CPUs]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// An extra session option for Weir, KEY=VALUE (repeatable), e.g.
+    /// datafusion.execution.parquet.pushdown_filters=true
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 /// Options of `weir serve`.
@@ -185,25 +207,59 @@ fn init_logging() {
 
 async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench_tpch(args, executor).await,
+        Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench("tpch", args, executor).await,
+        Some(Command::Bench(BenchCommand::Tpcds(args))) => run_bench("tpcds", args, executor).await,
         Some(Command::Serve(args)) => serve(args, executor).await,
         None => run_sql(cli.shell, executor).await,
     }
 }
 
-/// `weir bench tpch`: runs the benchmark on the query runtime, prints the table, writes JSON.
-async fn run_bench_tpch(args: TpchArgs, executor: Handle) -> anyhow::Result<ExitCode> {
-    let options = weir::bench::TpchOptions {
-        scale: args.scale,
-        data_dir: args.data,
-        queries: weir::bench::queries::parse_selection(&args.queries)?,
-        iterations: args.iterations,
-        verify: args.verify,
-        threads: args.threads,
+/// `weir bench tpch|tpcds`: runs the benchmark on the query runtime with a progress bar,
+/// prints the table, writes the reports asked for.
+async fn run_bench(name: &str, args: Box<BenchArgs>, executor: Handle) -> anyhow::Result<ExitCode> {
+    let prepared = (|| -> weir::Result<_> {
+        let suite = weir::bench::suite::by_name(name)?;
+        if !args.format.eq_ignore_ascii_case("parquet") {
+            return Err(weir::Error::not_supported(format!(
+                "--format {} is not supported yet; the benchmark data is Parquet",
+                args.format
+            )));
+        }
+        let options = weir::bench::BenchOptions {
+            scale: args.scale,
+            data_dir: args.data.clone(),
+            queries: suite.parse_selection(&args.queries)?,
+            iterations: args.iterations,
+            verify: args.verify,
+            threads: args.threads,
+            memory_limit: args.memory_limit.clone(),
+            compare: weir::bench::peers::Peer::parse_list(&args.compare)?,
+            settings: args
+                .settings
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| {
+                            weir::Error::invalid(format!("--set '{kv}' must be KEY=VALUE"))
+                        })
+                })
+                .collect::<weir::Result<_>>()?,
+        };
+        Ok((suite, options))
+    })();
+    let (suite, options) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return Ok(ExitCode::FAILURE);
+        }
     };
     let run = async move {
-        let mut progress = |line: &str| eprintln!("{line}");
-        weir::bench::run_tpch(&options, &mut progress).await
+        let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
+        let report = weir::bench::run(&suite, &options, &mut |p| bar.show(p)).await;
+        bar.finish();
+        report
     };
     let report = match shell::on_runtime(Some(&executor), run).await {
         Ok(report) => report,
@@ -213,16 +269,85 @@ async fn run_bench_tpch(args: TpchArgs, executor: Handle) -> anyhow::Result<Exit
         }
     };
     print!("{}", report.to_table());
-    if let Some(path) = &args.output {
-        std::fs::write(path, report.to_json())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
+    for path in [&args.output, &args.markdown, &args.chart]
+        .into_iter()
+        .flatten()
+    {
+        let written = match (path, &args.markdown, &args.chart) {
+            (p, Some(m), _) if p == m => std::fs::write(p, report.to_markdown())
+                .with_context(|| format!("cannot write {}", p.display())),
+            (p, _, Some(c)) if p == c => std::fs::write(p, report.to_svg())
+                .with_context(|| format!("cannot write {}", p.display())),
+            (p, _, _) => report.write_to(p).map_err(anyhow::Error::from),
+        };
+        match written {
+            Ok(()) => eprintln!("report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("[ERROR] {e:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(if report.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The bench runner's progress on stderr: a bar redrawn in place on a terminal, one line per
+/// step (every file while generating) otherwise.
+struct ProgressBar {
+    tty: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(tty: bool) -> Self {
+        ProgressBar { tty, drawn: false }
+    }
+
+    fn show(&mut self, progress: weir::bench::Progress<'_>) {
+        match progress {
+            weir::bench::Progress::Message(m) => {
+                self.finish();
+                eprintln!("{m}");
+            }
+            weir::bench::Progress::Step {
+                phase,
+                done,
+                total,
+                label,
+            } => {
+                if self.tty {
+                    let width = 30;
+                    let filled = (done * width).checked_div(total).unwrap_or(width);
+                    let label: String = label.chars().take(60).collect();
+                    eprint!(
+                        "\r\x1b[2K{phase:>10} [{}{}] {done}/{total} {label}",
+                        "#".repeat(filled),
+                        ".".repeat(width - filled.min(width))
+                    );
+                    let _ = std::io::stderr().flush();
+                    self.drawn = true;
+                    if done == total {
+                        self.finish();
+                    }
+                } else if label.is_empty() {
+                    eprintln!("{phase}: {done}/{total}");
+                } else {
+                    eprintln!("{phase} [{done}/{total}] {label}");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
 }
 
 /// `weir serve`: the Flight SQL server, on the query runtime, until Ctrl-C.

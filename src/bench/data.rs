@@ -125,6 +125,19 @@ pub enum DataStatus {
 /// # Errors
 /// `Invalid` when `dir` holds a data set of another scale; `External` on I/O or Parquet errors.
 pub fn ensure_data(dir: &Path, scale: f64, threads: usize) -> Result<DataStatus> {
+    ensure_data_with_progress(dir, scale, threads, &|_, _| {})
+}
+
+/// [`ensure_data`], calling `on_file(done, total)` after each generated Parquet file.
+///
+/// # Errors
+/// As [`ensure_data`].
+pub fn ensure_data_with_progress(
+    dir: &Path,
+    scale: f64,
+    threads: usize,
+    on_file: &(dyn Fn(usize, usize) + Sync),
+) -> Result<DataStatus> {
     check_scale(scale)?;
     let marker = dir.join(MARKER);
     let wanted = format_scale(scale);
@@ -163,7 +176,7 @@ pub fn ensure_data(dir: &Path, scale: f64, threads: usize) -> Result<DataStatus>
             jobs.push((table, part, n));
         }
     }
-    run_jobs(dir, scale, &jobs, threads.max(1))?;
+    run_jobs(dir, scale, &jobs, threads.max(1), on_file)?;
     std::fs::write(&marker, &wanted)
         .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
     Ok(DataStatus::Generated)
@@ -175,8 +188,10 @@ fn run_jobs(
     scale: f64,
     jobs: &[(&'static str, i32, i32)],
     threads: usize,
+    on_file: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.min(jobs.len()))
             .map(|_| {
@@ -187,6 +202,8 @@ fn run_jobs(
                             return Ok(());
                         };
                         generate_part(dir, scale, table, part, parts)?;
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        on_file(n, jobs.len());
                     }
                 })
             })

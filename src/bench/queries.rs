@@ -47,20 +47,28 @@ pub fn query_name(n: usize) -> String {
     format!("q{n:02}")
 }
 
-/// Parses a query selection such as `1,3,5-7` (also `q1`, `Q05`) into sorted, distinct query
+/// Parses a TPC-H query selection such as `1,3,5-7` (also `q1`, `Q05`) into sorted, distinct query
 /// numbers. An empty selection means all 22.
 ///
 /// # Errors
 /// `Invalid` for anything that is not a number or range within 1..=22.
 pub fn parse_selection(spec: &str) -> Result<Vec<usize>> {
+    parse_selection_of(spec, QUERY_COUNT)
+}
+
+/// [`parse_selection`] for a suite of `count` queries.
+///
+/// # Errors
+/// `Invalid` for anything that is not a number or range within `1..=count`.
+pub fn parse_selection_of(spec: &str, count: usize) -> Result<Vec<usize>> {
     let mut out = Vec::new();
     let number = |s: &str| -> Result<usize> {
         let t = s.trim();
         let t = t.strip_prefix(['q', 'Q']).unwrap_or(t);
         match t.parse::<usize>() {
-            Ok(n) if (1..=QUERY_COUNT).contains(&n) => Ok(n),
+            Ok(n) if (1..=count).contains(&n) => Ok(n),
             _ => Err(Error::invalid(format!(
-                "invalid query '{}' in '{spec}'; expected numbers 1 to 22 or ranges like 5-7",
+                "invalid query '{}' in '{spec}'; expected numbers 1 to {count} or ranges like 5-7",
                 s.trim()
             ))),
         }
@@ -80,7 +88,7 @@ pub fn parse_selection(spec: &str) -> Result<Vec<usize>> {
         }
     }
     if out.is_empty() {
-        out.extend(1..=QUERY_COUNT);
+        out.extend(1..=count);
     }
     out.sort_unstable();
     out.dedup();

@@ -1,5 +1,6 @@
-//! Bench results: per-query timings and row counts, printed as a terminal table or written as
-//! JSON (`--output report.json`).
+//! Bench results: per-query timings, rows, status, peak memory and peer comparisons, with the
+//! runner's own time (data generation, answer checking, peers) kept apart from query time.
+//! Rendered by [`super::formats`] as a terminal table, JSON, CSV or a Markdown summary.
 
 use std::time::Duration;
 
@@ -8,43 +9,128 @@ use serde::Serialize;
 /// The outcome of one benchmark run.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// `tpch`.
+    /// `tpch` or `tpcds`.
     pub benchmark: String,
+    /// `TPC-H` or `TPC-DS`.
+    pub title: String,
     /// The scale factor.
     pub scale: f64,
     /// Where the data lives.
     pub data_dir: String,
     /// Whether the data was generated in this run (else reused).
     pub data_generated: bool,
-    /// Seconds spent generating data (0 when reused).
-    pub generation_secs: f64,
     /// Timed iterations per query.
     pub iterations: usize,
-    /// `parallelism.default` used, when set.
-    pub threads: Option<usize>,
-    /// Why answers were not verified, when `--verify` was asked for but skipped.
+    /// Threads: Weir's `parallelism.default`, DuckDB's `threads`, DataFusion's target partitions.
+    pub threads: usize,
+    /// The memory limit, as given, when set.
+    pub memory_limit: Option<String>,
+    /// Extra session options given with `--set`.
+    pub settings: Vec<String>,
+    /// How peak memory is measured.
+    pub peak_memory_method: String,
+    /// CPUs and load average at the end of the run (numbers are noisy on a busy machine).
+    pub machine: String,
+    /// Where the time went.
+    pub time: RunnerTime,
+    /// Why answers were not verified, when `--verify` was asked for but could not run.
     pub verify_skipped: Option<String>,
+    /// The peers compared against.
+    pub peers: Vec<PeerReport>,
     /// One entry per query, in order.
     pub queries: Vec<QueryReport>,
+}
+
+/// Seconds spent by the runner, query time apart from everything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunnerTime {
+    /// Generating data (0 when reused).
+    pub generation_secs: f64,
+    /// Registering tables.
+    pub setup_secs: f64,
+    /// All Weir query iterations.
+    pub query_secs: f64,
+    /// Checking answers (including a live DuckDB run for the reference answers).
+    pub verify_secs: f64,
+    /// Running the peer engines.
+    pub peers_secs: f64,
+}
+
+/// A peer engine in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerReport {
+    /// `duckdb` or `datafusion`.
+    pub engine: String,
+    /// Its version, when it ran.
+    pub version: Option<String>,
+    /// Why it was skipped, when it was.
+    pub skipped: Option<String>,
+}
+
+/// One peer's timings of one query.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerTiming {
+    /// `duckdb` or `datafusion`.
+    pub engine: String,
+    /// Timing summary.
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Rows returned.
+    pub rows: Option<u64>,
+    /// Its error, when the query failed there.
+    pub error: Option<String>,
+    /// Peer median / Weir median (above 1: Weir is faster).
+    pub ratio: Option<f64>,
+}
+
+/// Min / median / max of timed iterations, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Every timed iteration.
+    pub times_ms: Vec<f64>,
+    pub min_ms: Option<f64>,
+    pub median_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+impl Stats {
+    /// Summarizes iteration times.
+    pub fn of(times_ms: Vec<f64>) -> Stats {
+        let mut sorted = times_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        Stats {
+            min_ms: sorted.first().copied(),
+            max_ms: sorted.last().copied(),
+            median_ms: median(&sorted),
+            times_ms,
+        }
+    }
 }
 
 /// The outcome of one query over all iterations.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryReport {
-    /// `q01` .. `q22`.
+    /// `q01` ..
     pub query: String,
+    /// `ok`, `verified`, `wrong answer` or `failed`.
+    pub status: String,
     /// Rows returned (by the last successful iteration).
     pub rows: Option<u64>,
-    /// Milliseconds of each successful iteration (planning + execution + reading all rows).
-    pub times_ms: Vec<f64>,
-    pub min_ms: Option<f64>,
-    pub median_ms: Option<f64>,
-    pub max_ms: Option<f64>,
+    /// Timing summary (planning + execution + reading all rows).
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// The RSS high-water mark over the query's iterations, in bytes.
+    pub peak_memory_bytes: Option<u64>,
     /// The error text when the query failed (the query is then not timed further).
     pub error: Option<String>,
-    /// `Some(true/false)` when answers were verified, with `verify_message` on a mismatch.
+    /// `Some(true/false)` when the answer was checked.
     pub verified: Option<bool>,
+    /// What the answer was checked against.
+    pub verified_against: Option<String>,
+    /// The first differing rows on a mismatch, or why the answer was not checked.
     pub verify_message: Option<String>,
+    /// Peer timings.
+    pub peers: Vec<PeerTiming>,
 }
 
 impl QueryReport {
@@ -52,36 +138,51 @@ impl QueryReport {
     pub fn new(query: String) -> Self {
         QueryReport {
             query,
+            status: "ok".to_string(),
             rows: None,
-            times_ms: Vec::new(),
-            min_ms: None,
-            median_ms: None,
-            max_ms: None,
+            stats: Stats::default(),
+            peak_memory_bytes: None,
             error: None,
             verified: None,
+            verified_against: None,
             verify_message: None,
+            peers: Vec::new(),
         }
     }
 
     /// Records one successful iteration and refreshes min/median/max.
     pub fn record(&mut self, elapsed: Duration, rows: u64) {
-        self.times_ms.push(elapsed.as_secs_f64() * 1000.0);
+        let mut times = std::mem::take(&mut self.stats.times_ms);
+        times.push(elapsed.as_secs_f64() * 1000.0);
+        self.stats = Stats::of(times);
         self.rows = Some(rows);
-        let mut sorted = self.times_ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        self.min_ms = sorted.first().copied();
-        self.max_ms = sorted.last().copied();
-        self.median_ms = median(&sorted);
+        self.refresh_status();
+    }
+
+    /// Sets `status` from the error and verification outcome.
+    pub fn refresh_status(&mut self) {
+        self.status = match (&self.error, self.verified) {
+            (Some(_), _) => "failed",
+            (None, Some(false)) => "wrong answer",
+            (None, Some(true)) => "verified",
+            (None, None) => "ok",
+        }
+        .to_string();
     }
 
     /// Whether every iteration succeeded (and verification, if done, passed).
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.verified != Some(false)
     }
+
+    /// The timing of peer `engine`, when it ran this query.
+    pub fn peer(&self, engine: &str) -> Option<&PeerTiming> {
+        self.peers.iter().find(|p| p.engine == engine)
+    }
 }
 
 /// The median of sorted values: the middle one, or the mean of the two middle ones.
-fn median(sorted: &[f64]) -> Option<f64> {
+pub fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
     match n {
         0 => None,
@@ -90,100 +191,75 @@ fn median(sorted: &[f64]) -> Option<f64> {
     }
 }
 
+/// The geometric mean of positive values (`None` when there are none, or any is not positive).
+pub fn geomean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return None;
+    }
+    let mean_log = values.iter().map(|v| v.ln()).sum::<f64>() / values.len() as f64;
+    Some(mean_log.exp())
+}
+
+/// Geometric means over the queries every engine answered, so the engines are compared on the
+/// same set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Queries in the common set.
+    pub queries: usize,
+    /// Weir's geometric mean of medians (ms).
+    pub weir_ms: Option<f64>,
+    /// Each peer's geometric mean of medians (ms) and its geometric mean ratio to Weir.
+    pub peers: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
 impl BenchReport {
     /// Whether every query succeeded (and verified, where verification ran).
     pub fn all_ok(&self) -> bool {
         self.queries.iter().all(QueryReport::ok)
     }
 
-    /// The report as pretty JSON.
-    pub fn to_json(&self) -> String {
-        // Serializing plain structs of numbers and strings cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    /// The engines that ran, in report order.
+    pub fn ran_peers(&self) -> Vec<&str> {
+        self.peers
+            .iter()
+            .filter(|p| p.skipped.is_none())
+            .map(|p| p.engine.as_str())
+            .collect()
     }
 
-    /// The report as a terminal table, followed by totals.
-    pub fn to_table(&self) -> String {
-        let header = ["query", "status", "rows", "min ms", "median ms", "max ms"];
-        let mut rows: Vec<[String; 6]> = Vec::new();
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
-        for q in &self.queries {
-            let status = match (&q.error, q.verified) {
-                (Some(_), _) => "FAILED",
-                (None, Some(false)) => "WRONG",
-                (None, Some(true)) => "ok (verified)",
-                (None, None) => "ok",
-            };
-            rows.push([
-                q.query.clone(),
-                status.to_string(),
-                q.rows.map_or_else(|| "-".to_string(), |r| r.to_string()),
-                ms(q.min_ms),
-                ms(q.median_ms),
-                ms(q.max_ms),
-            ]);
+    /// Geometric means over the queries that succeeded in Weir and in every peer that ran.
+    pub fn summary(&self) -> Summary {
+        let peers = self.ran_peers();
+        let common: Vec<&QueryReport> = self
+            .queries
+            .iter()
+            .filter(|q| q.error.is_none() && q.stats.median_ms.is_some())
+            .filter(|q| {
+                peers.iter().all(|p| {
+                    q.peer(p)
+                        .is_some_and(|t| t.error.is_none() && t.stats.median_ms.is_some())
+                })
+            })
+            .collect();
+        let weir: Vec<f64> = common.iter().filter_map(|q| q.stats.median_ms).collect();
+        Summary {
+            queries: common.len(),
+            weir_ms: geomean(&weir),
+            peers: peers
+                .iter()
+                .map(|p| {
+                    let times: Vec<f64> = common
+                        .iter()
+                        .filter_map(|q| q.peer(p).and_then(|t| t.stats.median_ms))
+                        .collect();
+                    let ratios: Vec<f64> = common
+                        .iter()
+                        .filter_map(|q| q.peer(p).and_then(|t| t.ratio))
+                        .collect();
+                    (p.to_string(), geomean(&times), geomean(&ratios))
+                })
+                .collect(),
         }
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut s = String::from("|");
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                // Text columns left-aligned, numbers right-aligned.
-                if i < 2 {
-                    s.push_str(&format!(" {cell:<w$} |"));
-                } else {
-                    s.push_str(&format!(" {cell:>w$} |"));
-                }
-            }
-            s.push('\n');
-            s
-        };
-        let sep = {
-            let mut s = String::from("+");
-            for w in widths {
-                s.push_str(&"-".repeat(w + 2));
-                s.push('+');
-            }
-            s.push('\n');
-            s
-        };
-        let mut out = format!(
-            "TPC-H SF {} ({}), {} iteration(s){}\n",
-            self.scale,
-            self.data_dir,
-            self.iterations,
-            self.threads
-                .map_or_else(String::new, |t| format!(", {t} thread(s)"))
-        );
-        out.push_str(&sep);
-        out.push_str(&line(&header.map(String::from)));
-        out.push_str(&sep);
-        for row in &rows {
-            out.push_str(&line(row));
-        }
-        out.push_str(&sep);
-        let total: f64 = self.queries.iter().filter_map(|q| q.median_ms).sum();
-        let failed = self.queries.iter().filter(|q| !q.ok()).count();
-        out.push_str(&format!(
-            "{} queries, {failed} failed, sum of medians {total:.1} ms\n",
-            self.queries.len()
-        ));
-        for q in &self.queries {
-            if let Some(e) = &q.error {
-                out.push_str(&format!("{}: {}\n", q.query, e));
-            }
-            if let Some(m) = &q.verify_message {
-                out.push_str(&format!("{}: {}\n", q.query, m));
-            }
-        }
-        if let Some(why) = &self.verify_skipped {
-            out.push_str(&format!("answers not verified: {why}\n"));
-        }
-        out
     }
 }
 
@@ -196,45 +272,25 @@ mod tests {
         let mut q = QueryReport::new("q01".into());
         q.record(Duration::from_millis(30), 4);
         q.record(Duration::from_millis(10), 4);
-        assert_eq!(q.median_ms, Some(20.0));
+        assert_eq!(q.stats.median_ms, Some(20.0));
         q.record(Duration::from_millis(20), 4);
-        assert_eq!(q.min_ms, Some(10.0));
-        assert_eq!(q.median_ms, Some(20.0));
-        assert_eq!(q.max_ms, Some(30.0));
+        assert_eq!(q.stats.min_ms, Some(10.0));
+        assert_eq!(q.stats.median_ms, Some(20.0));
+        assert_eq!(q.stats.max_ms, Some(30.0));
         assert_eq!(q.rows, Some(4));
         assert!(q.ok());
+        q.verified = Some(false);
+        q.refresh_status();
+        assert_eq!(q.status, "wrong answer");
+        assert!(!q.ok());
     }
 
     #[test]
-    fn table_and_json_show_queries_and_errors() {
-        let mut ok = QueryReport::new("q01".into());
-        ok.record(Duration::from_millis(12), 4);
-        let mut bad = QueryReport::new("q02".into());
-        bad.error = Some("boom".into());
-        let report = BenchReport {
-            benchmark: "tpch".into(),
-            scale: 0.01,
-            data_dir: "/d".into(),
-            data_generated: false,
-            generation_secs: 0.0,
-            iterations: 1,
-            threads: Some(2),
-            verify_skipped: Some("no duckdb".into()),
-            queries: vec![ok, bad],
-        };
-        assert!(!report.all_ok());
-        let table = report.to_table();
-        assert!(
-            table.contains("| q01   | ok     |    4 |   12.0 |"),
-            "{table}"
-        );
-        assert!(table.contains("FAILED"), "{table}");
-        assert!(table.contains("q02: boom"), "{table}");
-        assert!(table.contains("2 queries, 1 failed"), "{table}");
-        assert!(table.contains("answers not verified: no duckdb"), "{table}");
-        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap_or_default();
-        assert_eq!(json["queries"][0]["rows"], 4);
-        assert_eq!(json["queries"][1]["error"], "boom");
-        assert_eq!(json["scale"], 0.01);
+    fn geometric_means() {
+        assert_eq!(geomean(&[]), None);
+        assert!(geomean(&[2.0, 8.0]).is_some_and(|g| (g - 4.0).abs() < 1e-12));
+        assert!(geomean(&[5.0]).is_some_and(|g| (g - 5.0).abs() < 1e-12));
+        assert_eq!(geomean(&[1.0, 0.0]), None);
+        assert_eq!(geomean(&[1.0, f64::NAN]), None);
     }
 }

@@ -3,6 +3,9 @@
 //! Flink keys Weir understands: `execution.runtime-mode` (`batch` | `streaming` | `auto`),
 //! `parallelism.default` (DataFusion's target partitions), `table.local-time-zone`,
 //! `sql-client.execution.result-mode` (`table` | `tableau` | `changelog`, read by the shell).
+//! Weir's own key `weir.memory-limit` (e.g. `2GB`) bounds batch queries' memory with a
+//! DataFusion fair spill pool: operators that can spill (sorts, aggregations, joins) spill to
+//! temporary files, others fail with a resources-exhausted error.
 //! Keys starting with `datafusion.` go to DataFusion's configuration (validated by it). Other
 //! Flink keys (`table.*`, `pipeline.*`, `execution.*`, `sql-client.*`, `state.*`) are kept and
 //! shown by `SET`, as Flink's client does, but have no effect yet.
@@ -11,6 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::SessionConfig;
 
@@ -50,6 +55,7 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     match key {
         "execution.runtime-mode" => one_of(&["batch", "streaming", "auto"]),
         "sql-client.execution.result-mode" => one_of(&["table", "tableau", "changelog"]),
+        "weir.memory-limit" => parse_memory_size(value).map(|_| ()),
         "parallelism.default" => match value.parse::<usize>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(Error::invalid(format!(
@@ -60,6 +66,33 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
         _ => Err(Error::invalid(format!(
             "unknown option '{key}'; options start with one of: {}",
             KNOWN_PREFIXES.join(", ")
+        ))),
+    }
+}
+
+/// Parses a memory size such as `2GB`, `512 MB`, `1.5g`, `64KiB` or `1000000` (bytes); units
+/// are powers of 1024.
+///
+/// # Errors
+/// `Invalid` when the text is not a positive size.
+pub fn parse_memory_size(text: &str) -> Result<usize> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => f64::NAN,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n > 0.0 && (n * scale).is_finite() && n * scale >= 1.0 => Ok((n * scale) as usize),
+        _ => Err(Error::invalid(format!(
+            "invalid memory size '{text}'; expected a positive size such as 2GB, 512MB or 1000000"
         ))),
     }
 }
@@ -88,7 +121,18 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
             _ => {}
         }
     }
-    let state = SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new();
+    if let Some(limit) = options.get("weir.memory-limit") {
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(parse_memory_size(limit)?),
+            std::num::NonZeroUsize::MIN.saturating_add(4),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .build()?;
+        builder = builder.with_runtime_env(Arc::new(runtime));
+    }
+    let state = builder
         .with_config(config)
         .with_default_features()
         .with_query_planner(Arc::new(BatchQueryPlanner))
@@ -100,4 +144,29 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod memory_limit_tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse() -> Result<()> {
+        assert_eq!(parse_memory_size("2GB")?, 2 << 30);
+        assert_eq!(parse_memory_size(" 512 mb ")?, 512 << 20);
+        assert_eq!(parse_memory_size("1.5g")?, 3 << 29);
+        assert_eq!(parse_memory_size("1000")?, 1000);
+        for bad in ["", "GB", "-1GB", "0", "2XB", "1.2.3MB"] {
+            assert!(parse_memory_size(bad).is_err(), "{bad}");
+        }
+        assert!(validate("weir.memory-limit", "lots").is_err());
+        let mut options = BTreeMap::new();
+        options.insert("weir.memory-limit".to_string(), "64MB".to_string());
+        let state = build_state(&options)?;
+        assert!(matches!(
+            state.runtime_env().memory_pool.memory_limit(),
+            datafusion::execution::memory_pool::MemoryLimit::Finite(n) if n == 64 << 20
+        ));
+        Ok(())
+    }
 }
