@@ -7,6 +7,7 @@
 pub mod data;
 pub mod queries;
 pub mod report;
+pub mod tpcds;
 pub mod verify;
 
 use std::path::PathBuf;
