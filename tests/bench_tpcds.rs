@@ -143,7 +143,7 @@ fn check(outcomes: &[Outcome], expected: &[Option<Rows>], source: &str) -> Vec<S
 }
 
 const DUCKDB_SCRIPT: &str = r#"
-import sys, json, duckdb
+import sys, json, math, duckdb
 data = sys.argv[1]
 queries = json.load(sys.stdin)
 con = duckdb.connect()
@@ -152,7 +152,14 @@ for t in sys.argv[2:]:
 def text(v):
     if v is None:
         return None
-    return repr(v) if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        # NaN and infinities spelled as Arrow (and so Weir) displays them.
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    return str(v)
 out = []
 for sql in queries:
     try:

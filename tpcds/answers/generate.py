@@ -13,7 +13,6 @@ value is quoted ("...", inner quotes doubled) when it is empty or contains a com
 line break or leading/trailing spaces.
 """
 
-import decimal
 import math
 import os
 import sys
@@ -41,6 +40,11 @@ def text(v):
     if v is None:
         return None
     if isinstance(v, float):
+        # NaN and infinities spelled as Arrow (and so Weir) displays them.
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
         return repr(v)
     return str(v)
 
