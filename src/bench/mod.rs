@@ -14,6 +14,7 @@ pub mod peers;
 pub mod queries;
 pub mod report;
 pub mod suite;
+pub mod tpcds;
 pub mod verify;
 
 use std::path::PathBuf;

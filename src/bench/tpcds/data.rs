@@ -1,0 +1,348 @@
+//! TPC-DS data for the bench runner: generated in-process with `tpcdsgen` / `tpcdsgen-arrow`
+//! (TPC-DS v4, the C `dsdgen` compatible output) and written as Parquet, one directory per
+//! table (`<dir>/store_sales/part-1.parquet`, ...). The bench runner then registers each
+//! directory with a `CREATE TABLE ... WITH ('connector' = 'filesystem', 'format' = 'parquet')`
+//! statement ([`create_table_sql`]), exactly as a user would.
+//!
+//! Generation happens once per directory: a marker file records the scale factor, and a
+//! directory with a matching marker is reused as is. Each file is written under a temporary
+//! name and renamed when complete, so an interrupted run never leaves a file that looks whole.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use tpcdsgen::config::{Session as GenSession, SessionBuilder};
+use tpcdsgen_arrow::{
+    CallCenterArrow, CatalogPageArrow, CatalogReturnsArrow, CatalogSalesArrow,
+    CustomerAddressArrow, CustomerArrow, CustomerDemographicsArrow, DateDimArrow,
+    HouseholdDemographicsArrow, IncomeBandArrow, InventoryArrow, ItemArrow, PromotionArrow,
+    ReasonArrow, ShipModeArrow, StoreArrow, StoreReturnsArrow, StoreSalesArrow, TimeDimArrow,
+    WarehouseArrow, WebPageArrow, WebReturnsArrow, WebSalesArrow, WebSiteArrow,
+};
+
+use crate::bench::data::{DataStatus, format_scale};
+use crate::error::{Error, Result};
+
+/// The 24 TPC-DS tables the queries read (the `dbgen_version` metadata table is not
+/// generated), largest first so that parallel generation finishes early.
+pub const TABLES: [&str; 24] = [
+    "inventory",
+    "store_sales",
+    "store_returns",
+    "catalog_sales",
+    "catalog_returns",
+    "web_sales",
+    "web_returns",
+    "customer_demographics",
+    "customer",
+    "customer_address",
+    "date_dim",
+    "time_dim",
+    "item",
+    "catalog_page",
+    "household_demographics",
+    "promotion",
+    "web_page",
+    "store",
+    "reason",
+    "income_band",
+    "call_center",
+    "web_site",
+    "warehouse",
+    "ship_mode",
+];
+
+/// Name of the marker file written once a data set is complete.
+const MARKER: &str = "_weir_tpcds_complete";
+
+/// Rows per Parquet row group: small enough that the large fact tables split into several row
+/// groups (parallel scans, pruning), large enough to compress well.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Rows per generated Arrow batch.
+const BATCH_ROWS: usize = 32 * 1024;
+
+/// The Arrow schema of a TPC-DS table, as `tpcdsgen-arrow` produces it.
+///
+/// # Errors
+/// `Invalid` when `table` is not one of [`TABLES`].
+pub fn table_schema(table: &str) -> Result<SchemaRef> {
+    Ok(match table {
+        "call_center" => CallCenterArrow::schema_ref(),
+        "catalog_page" => CatalogPageArrow::schema_ref(),
+        "catalog_returns" => CatalogReturnsArrow::schema_ref(),
+        "catalog_sales" => CatalogSalesArrow::schema_ref(),
+        "customer" => CustomerArrow::schema_ref(),
+        "customer_address" => CustomerAddressArrow::schema_ref(),
+        "customer_demographics" => CustomerDemographicsArrow::schema_ref(),
+        "date_dim" => DateDimArrow::schema_ref(),
+        "household_demographics" => HouseholdDemographicsArrow::schema_ref(),
+        "income_band" => IncomeBandArrow::schema_ref(),
+        "inventory" => InventoryArrow::schema_ref(),
+        "item" => ItemArrow::schema_ref(),
+        "promotion" => PromotionArrow::schema_ref(),
+        "reason" => ReasonArrow::schema_ref(),
+        "ship_mode" => ShipModeArrow::schema_ref(),
+        "store" => StoreArrow::schema_ref(),
+        "store_returns" => StoreReturnsArrow::schema_ref(),
+        "store_sales" => StoreSalesArrow::schema_ref(),
+        "time_dim" => TimeDimArrow::schema_ref(),
+        "warehouse" => WarehouseArrow::schema_ref(),
+        "web_page" => WebPageArrow::schema_ref(),
+        "web_returns" => WebReturnsArrow::schema_ref(),
+        "web_sales" => WebSalesArrow::schema_ref(),
+        "web_site" => WebSiteArrow::schema_ref(),
+        other => return Err(Error::invalid(format!("'{other}' is not a TPC-DS table"))),
+    })
+}
+
+/// The Flink `CREATE TABLE` statement registering one generated table stored under `dir`.
+///
+/// # Errors
+/// `Invalid` for an unknown table; `Internal` if the generator produced an unexpected type.
+pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
+    let schema = table_schema(table)?;
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let ty = match field.data_type() {
+            DataType::Int64 => "BIGINT".to_string(),
+            DataType::Int32 => "INT".to_string(),
+            DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "STRING".to_string(),
+            DataType::Date32 => "DATE".to_string(),
+            other => {
+                return Err(Error::internal(format!(
+                    "TPC-DS column {table}.{} has unexpected type {other}",
+                    field.name()
+                )));
+            }
+        };
+        let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
+        columns.push(format!("  `{}` {ty}{not_null}", field.name()));
+    }
+    let path = dir.join(table);
+    let path = path.to_string_lossy().replace('\'', "''");
+    Ok(format!(
+        "CREATE TABLE {table} (\n{}\n) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'parquet')",
+        columns.join(",\n")
+    ))
+}
+
+/// The default data directory for a scale factor: `~/.weir/bench/tpcds-sf<SF>`.
+///
+/// # Errors
+/// `Invalid` when the home directory cannot be found.
+pub fn default_data_dir(scale: f64) -> Result<PathBuf> {
+    let home = dirs::home_dir().ok_or_else(|| {
+        Error::invalid("cannot find the home directory; pass the data directory with --data DIR")
+    })?;
+    Ok(home
+        .join(".weir")
+        .join("bench")
+        .join(format!("tpcds-sf{}", format_scale(scale))))
+}
+
+/// Checks a scale factor: positive and finite.
+///
+/// # Errors
+/// `Invalid` for zero, negative, infinite or NaN scale factors.
+pub fn check_scale(scale: f64) -> Result<()> {
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "the TPC-DS scale factor must be a positive number, got {scale}"
+        )))
+    }
+}
+
+/// Makes sure `dir` holds the TPC-DS data set of `scale` as Parquet: reuses a complete one,
+/// else (re)generates every table. `threads` bounds how many tables are generated at once.
+///
+/// # Errors
+/// `Invalid` when `dir` holds a data set of another scale; `External` on generator, I/O or
+/// Parquet errors.
+pub fn ensure_data(dir: &Path, scale: f64, threads: usize) -> Result<DataStatus> {
+    check_scale(scale)?;
+    let marker = dir.join(MARKER);
+    let wanted = format_scale(scale);
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found.trim() == wanted => return Ok(DataStatus::Reused),
+        Ok(found) => {
+            return Err(Error::invalid(format!(
+                "{} holds TPC-DS data of scale factor {}, not {wanted}; choose another --data directory",
+                dir.display(),
+                found.trim()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("cannot read {}", marker.display()), e)),
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let session = SessionBuilder::new()
+        .with_scale_factor(scale)
+        .build()
+        .map_err(|e| Error::invalid(format!("TPC-DS scale factor {scale}: {e}")))?;
+    for table in TABLES {
+        let table_dir = dir.join(table);
+        if table_dir.exists() {
+            // Left over from an interrupted run: start the table afresh.
+            std::fs::remove_dir_all(&table_dir)
+                .map_err(|e| Error::io(format!("cannot remove {}", table_dir.display()), e))?;
+        }
+        std::fs::create_dir_all(&table_dir)
+            .map_err(|e| Error::io(format!("cannot create {}", table_dir.display()), e))?;
+    }
+    run_jobs(dir, &session, threads.max(1))?;
+    std::fs::write(&marker, &wanted)
+        .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
+    Ok(DataStatus::Generated)
+}
+
+/// Generates every table on up to `threads` threads; the first error wins.
+fn run_jobs(dir: &Path, session: &GenSession, threads: usize) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(TABLES.len()))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&table) = TABLES.get(i) else {
+                            return Ok(());
+                        };
+                        generate_table(dir, session.clone(), table)?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::internal("a TPC-DS generator thread panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
+
+/// The batch iterator generating one whole table.
+fn generator(session: GenSession, table: &str) -> Result<Batches> {
+    Ok(match table {
+        "call_center" => Box::new(CallCenterArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "catalog_page" => Box::new(CatalogPageArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "catalog_returns" => {
+            Box::new(CatalogReturnsArrow::new(session).with_batch_size(BATCH_ROWS))
+        }
+        "catalog_sales" => Box::new(CatalogSalesArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "customer" => Box::new(CustomerArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "customer_address" => {
+            Box::new(CustomerAddressArrow::new(session).with_batch_size(BATCH_ROWS))
+        }
+        "customer_demographics" => {
+            Box::new(CustomerDemographicsArrow::new(session).with_batch_size(BATCH_ROWS))
+        }
+        "date_dim" => Box::new(DateDimArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "household_demographics" => {
+            Box::new(HouseholdDemographicsArrow::new(session).with_batch_size(BATCH_ROWS))
+        }
+        "income_band" => Box::new(IncomeBandArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "inventory" => Box::new(InventoryArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "item" => Box::new(ItemArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "promotion" => Box::new(PromotionArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "reason" => Box::new(ReasonArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "ship_mode" => Box::new(ShipModeArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "store" => Box::new(StoreArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "store_returns" => Box::new(StoreReturnsArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "store_sales" => Box::new(StoreSalesArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "time_dim" => Box::new(TimeDimArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "warehouse" => Box::new(WarehouseArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "web_page" => Box::new(WebPageArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "web_returns" => Box::new(WebReturnsArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "web_sales" => Box::new(WebSalesArrow::new(session).with_batch_size(BATCH_ROWS)),
+        "web_site" => Box::new(WebSiteArrow::new(session).with_batch_size(BATCH_ROWS)),
+        other => return Err(Error::invalid(format!("'{other}' is not a TPC-DS table"))),
+    })
+}
+
+/// Generates one table into `<dir>/<table>/part-1.parquet`.
+fn generate_table(dir: &Path, session: GenSession, table: &str) -> Result<()> {
+    let batches = generator(session, table)?;
+    let schema = table_schema(table)?;
+    let path = dir.join(table).join("part-1.parquet");
+    let tmp = path.with_extension("parquet.tmp");
+    let file =
+        File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let describe = |e: &dyn std::fmt::Display| {
+        Error::external(format!("cannot write {}: {e}", path.display()))
+    };
+    let mut writer =
+        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| describe(&e))?;
+    for batch in batches {
+        let batch = batch.map_err(|e| describe(&e))?;
+        writer.write(&batch).map_err(|e| describe(&e))?;
+    }
+    writer.close().map_err(|e| describe(&e))?;
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_table_maps_types() -> Result<()> {
+        let sql = create_table_sql("store_sales", Path::new("/data/tpcds"))?;
+        assert!(sql.starts_with("CREATE TABLE store_sales ("), "{sql}");
+        assert!(sql.contains("`ss_item_sk` INT NOT NULL"), "{sql}");
+        assert!(sql.contains("`ss_sold_date_sk` INT,"), "{sql}");
+        assert!(sql.contains("`ss_ticket_number` BIGINT NOT NULL"), "{sql}");
+        assert!(sql.contains("`ss_net_profit` DECIMAL(7, 2)"), "{sql}");
+        assert!(sql.contains("'path' = '/data/tpcds/store_sales'"), "{sql}");
+        let dates = create_table_sql("date_dim", Path::new("/d"))?;
+        assert!(dates.contains("`d_date` DATE"), "{dates}");
+        assert!(dates.contains("`d_day_name` STRING"), "{dates}");
+        assert!(create_table_sql("nope", Path::new("/x")).is_err());
+        for table in TABLES {
+            create_table_sql(table, Path::new("/x"))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn scale_checks_and_default_dir() -> Result<()> {
+        assert!(check_scale(0.01).is_ok());
+        assert!(check_scale(0.0).is_err());
+        assert!(check_scale(f64::NAN).is_err());
+        assert!(ensure_data(Path::new("/nonexistent"), -1.0, 1).is_err());
+        assert!(default_data_dir(1.0)?.ends_with("bench/tpcds-sf1"));
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_directory_of_another_scale() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        std::fs::write(dir.path().join(MARKER), "0.5").map_err(|e| Error::io("marker", e))?;
+        assert_eq!(ensure_data(dir.path(), 0.5, 1)?, DataStatus::Reused);
+        let err = ensure_data(dir.path(), 0.01, 1).err();
+        assert!(err.is_some_and(|e| e.message.contains("scale factor 0.5")));
+        Ok(())
+    }
+}
