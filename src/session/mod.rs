@@ -49,6 +49,8 @@ pub struct Session {
     jobs: jobs::Jobs,
     /// The text of the statement being run (names streaming jobs).
     current_text: String,
+    /// Per-query memory limit of batch queries (DataFusion memory pool), if any.
+    memory_limit: Option<usize>,
 }
 
 impl Session {
@@ -66,7 +68,38 @@ impl Session {
             state,
             jobs: jobs::Jobs::default(),
             current_text: String::new(),
+            memory_limit: None,
         })
+    }
+
+    /// Limits the memory each batch query may use (DataFusion's memory pool; operators that
+    /// can spill do, others fail with a resources-exhausted error). `None`: no limit.
+    ///
+    /// # Errors
+    /// `Invalid` for a zero limit.
+    pub fn set_memory_limit(&mut self, limit: Option<usize>) -> Result<()> {
+        if limit == Some(0) {
+            return Err(Error::invalid("the memory limit must be positive"));
+        }
+        self.memory_limit = limit;
+        self.state = self.build_state(&self.options)?;
+        Ok(())
+    }
+
+    /// The DataFusion state for `options` and the session's memory limit.
+    fn build_state(&self, options: &BTreeMap<String, String>) -> Result<SessionState> {
+        let state = config::build_state(options)?;
+        let Some(limit) = self.memory_limit else {
+            return Ok(state);
+        };
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(limit, 1.0)
+            .build_arc()?;
+        Ok(
+            datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build(),
+        )
     }
 
     /// Parses a script into statements without running them.
@@ -212,7 +245,7 @@ impl Session {
                 config::validate(key, value)?;
                 let mut options = self.options.clone();
                 options.insert(key.clone(), value.clone());
-                self.state = config::build_state(&options)?;
+                self.state = self.build_state(&options)?;
                 self.options = options;
                 Ok(StatementResult::Status(StatusResult::new(
                     "Session property has been set.",
@@ -225,7 +258,7 @@ impl Session {
                     }
                     None => self.options.clear(),
                 }
-                self.state = config::build_state(&self.options)?;
+                self.state = self.build_state(&self.options)?;
                 Ok(StatementResult::Status(StatusResult::new(
                     "All session properties have been set to their default values.",
                 )))
