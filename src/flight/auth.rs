@@ -11,7 +11,8 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use crate::error::{Error, Result};
 
@@ -213,7 +214,12 @@ pub fn parse_authorization(value: &str) -> Result<Credentials> {
         return Ok(Credentials::Bearer(rest.to_string()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = STANDARD
+        // Clients differ on padding (Go's Flight client sends none).
+        let lenient = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
             .decode(rest)
             .map_err(|_| Error::invalid("the basic credentials are not valid base64"))?;
         let decoded = String::from_utf8(decoded)
@@ -242,6 +248,7 @@ pub fn new_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     #[test]
     fn hashed_and_plain_users() {
@@ -293,6 +300,15 @@ mod tests {
             Credentials::Basic {
                 user: "alice".into(),
                 password: "pa:ss".into()
+            }
+        );
+        // Without padding, as Go clients send it.
+        let unpadded = format!("Basic {}", STANDARD.encode("ab:c").trim_end_matches('='));
+        assert_eq!(
+            parse_authorization(&unpadded).unwrap(),
+            Credentials::Basic {
+                user: "ab".into(),
+                password: "c".into()
             }
         );
         assert_eq!(

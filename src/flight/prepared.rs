@@ -253,6 +253,27 @@ pub fn concat(schema: SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch>
     )?)
 }
 
+/// One row of `count` NULL parameters (to check that a statement parses once bound).
+///
+/// # Errors
+/// `Internal` if Arrow rejects the batch (a bug).
+pub fn null_row(count: usize) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(
+        (1..=count)
+            .map(|i| Field::new(format!("?{i}"), DataType::Null, true))
+            .collect::<Vec<_>>(),
+    ));
+    let columns = (0..count)
+        .map(|_| Arc::new(datafusion::arrow::array::NullArray::new(1)) as ArrayRef)
+        .collect();
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .map_err(|e| Error::internal(format!("cannot build a parameter row: {e}")))
+}
+
 /// The empty parameter batch.
 pub fn no_parameters() -> RecordBatch {
     RecordBatch::new_empty(Arc::new(Schema::empty()))
@@ -310,6 +331,18 @@ mod tests {
         assert!(
             err.to_string().contains("1 parameter placeholder(s) but 6"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn null_rows_bind_any_count() {
+        assert_eq!(
+            bind("SELECT 1", &null_row(0).unwrap(), 0).unwrap(),
+            "SELECT 1"
+        );
+        assert_eq!(
+            bind("SELECT ?, ?", &null_row(2).unwrap(), 0).unwrap(),
+            "SELECT NULL, NULL"
         );
     }
 

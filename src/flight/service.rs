@@ -420,27 +420,7 @@ impl FlightSqlService for WeirFlightSql {
         no_transactions(query.transaction_id.as_deref())?;
         let count = prepared::placeholders(&query.query).len();
         // The text must parse as one statement once values stand in the placeholders.
-        let probe = prepared::bind(
-            &query.query,
-            &RecordBatch::try_new(
-                Arc::new(Schema::new(
-                    (0..count)
-                        .map(|i| {
-                            datafusion::arrow::datatypes::Field::new(
-                                format!("p{i}"),
-                                datafusion::arrow::datatypes::DataType::Null,
-                                true,
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                (0..count)
-                    .map(|_| Arc::new(datafusion::arrow::array::NullArray::new(1)) as _)
-                    .collect(),
-            )
-            .map_err(|e| to_status(&Error::from(e)))?,
-            0,
-        )?;
+        let probe = prepared::bind(&query.query, &prepared::null_row(count)?, 0)?;
         {
             let session = self.sessions.get(&client).await?;
             let session = session.lock().await;
@@ -454,22 +434,27 @@ impl FlightSqlService for WeirFlightSql {
         // Statements of sessions that expired go with them.
         self.prepared
             .retain_owners(|owner| self.sessions.contains(owner));
-        let parameter_schema = prepared::parameter_schema(count);
+        let parameter_schema = if count == 0 {
+            // No parameters: no schema (an IPC schema without fields confuses some drivers).
+            Default::default()
+        } else {
+            let schema = prepared::parameter_schema(count);
+            let options = IpcWriteOptions::default();
+            let ipc: arrow_flight::IpcMessage = arrow_flight::SchemaAsIpc::new(&schema, &options)
+                .try_into()
+                .map_err(|e| to_status(&Error::from(e)))?;
+            ipc.0
+        };
         let handle = self.prepared.insert(Prepared {
             owner: client,
             sql: query.query,
             parameters: count,
             bound: None,
         })?;
-        let options = IpcWriteOptions::default();
-        let parameter_schema = arrow_flight::SchemaAsIpc::new(&parameter_schema, &options);
-        let parameter_schema: arrow_flight::IpcMessage = parameter_schema
-            .try_into()
-            .map_err(|e| to_status(&Error::from(e)))?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema: Default::default(),
-            parameter_schema: parameter_schema.0,
+            parameter_schema,
         })
     }
 

@@ -29,6 +29,7 @@ def streaming():
         c,
         options,
         "CREATE TEMPORARY TABLE bench_rows (id BIGINT, s STRING) WITH ('connector' = 'datagen', "
+        f"'number-of-rows' = '{ROWS}', "
         f"'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '{ROWS}', "
         "'fields.s.length' = '8')",
     )

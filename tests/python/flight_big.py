@@ -5,6 +5,8 @@ Usage: flight_big.py [rows] [max server MiB]."""
 import sys
 import time
 
+import pyarrow.compute as pc
+
 from flight_common import Runner, authenticated, check, query, server_memory_kib, statement_query
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
@@ -17,6 +19,7 @@ def big_result_bounded_memory():
         c,
         options,
         "CREATE TABLE big (id BIGINT, s STRING) WITH ('connector' = 'datagen', "
+        f"'number-of-rows' = '{ROWS}', "
         f"'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '{ROWS}', "
         "'fields.s.length' = '8')",
     )
@@ -30,7 +33,7 @@ def big_result_bounded_memory():
     for chunk in reader:
         batch = chunk.data
         n += batch.num_rows
-        total += sum(v for v in batch.column(0).to_numpy())
+        total += pc.sum(batch.column("id")).as_py() or 0
         nbytes += batch.nbytes
     elapsed = time.time() - started
     check(n == ROWS, f"read {n} rows, expected {ROWS}")
