@@ -532,3 +532,54 @@ async fn streaming_query_streams_until_cancelled() {
     assert_eq!(ended.code(), Code::Cancelled, "{ended}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_query_limit_and_idle_timeout() {
+    let mut config = weir::flight::ServerConfig::new(SessionOptions::default());
+    config.max_queries = 1;
+    config.idle_timeout = std::time::Duration::from_millis(300);
+    let server = Server::start_with(config).await;
+    let mut client = server.client().await;
+    client.handshake("any", "thing").await.unwrap();
+
+    // One query holds the only slot until it is read.
+    let first = client
+        .execute("SELECT 1 AS x".to_string(), None)
+        .await
+        .unwrap();
+    let err = status(
+        client
+            .execute("SELECT 2 AS x".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("maximum of 1 concurrent"), "{err}");
+    assert_eq!(
+        ints(&fetch(&mut client, first).await.unwrap(), "x"),
+        vec![1]
+    );
+    // The slot is free again once the stream ended.
+    let mut freed = false;
+    for _ in 0..50 {
+        if let Ok(info) = client.execute("SELECT 3 AS x".to_string(), None).await {
+            assert_eq!(ints(&fetch(&mut client, info).await.unwrap(), "x"), vec![3]);
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the slot was not freed");
+
+    // An idle session expires with its token.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let err = status(
+        client
+            .execute("SELECT 4".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    assert!(err.message().contains("expired"), "{err}");
+    server.stop().await;
+}

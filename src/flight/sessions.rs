@@ -403,6 +403,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sessions_get_the_memory_limit_and_keep_it_after_set() {
+        use datafusion::execution::memory_pool::MemoryLimit;
+        let sessions = Sessions::new(
+            SessionOptions::default(),
+            Some(64 << 20),
+            8,
+            Duration::from_secs(60),
+        );
+        let session = sessions.get(&peer(7)).await.unwrap();
+        let mut session = session.lock().await;
+        let limit = || match session.state().runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(n) => Some(n),
+            _ => None,
+        };
+        assert_eq!(limit(), Some(64 << 20));
+        drop(limit);
+        session
+            .execute_sql("SET 'parallelism.default' = '2'")
+            .await
+            .unwrap();
+        let after = match session.state().runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(n) => Some(n),
+            _ => None,
+        };
+        assert_eq!(after, Some(64 << 20));
+        // Queries still run under the limit.
+        let rows = session.execute_sql("SELECT 1").await.unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[tokio::test]
     async fn idle_sessions_expire() {
         let sessions = sessions(8, Duration::from_millis(50));
         let token = sessions.open_token().await.unwrap();
