@@ -593,7 +593,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> GrpcResult<Response<FlightInfo>> {
         self.client(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         metadata_info(query, &schema, request.into_inner())
     }
 

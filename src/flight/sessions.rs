@@ -413,12 +413,11 @@ mod tests {
         );
         let session = sessions.get(&peer(7)).await.unwrap();
         let mut session = session.lock().await;
-        let limit = || match session.state().runtime_env().memory_pool.memory_limit() {
+        let before = match session.state().runtime_env().memory_pool.memory_limit() {
             MemoryLimit::Finite(n) => Some(n),
             _ => None,
         };
-        assert_eq!(limit(), Some(64 << 20));
-        drop(limit);
+        assert_eq!(before, Some(64 << 20));
         session
             .execute_sql("SET 'parallelism.default' = '2'")
             .await
