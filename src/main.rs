@@ -30,8 +30,11 @@ enum Command {
     /// Run a benchmark through the Session API and report timings.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Serve Arrow Flight SQL (bounded queries, DDL/DML, metadata) to JDBC/ADBC clients.
+    /// Serve Arrow Flight SQL (queries, streaming queries, DDL/DML, prepared statements,
+    /// metadata) to JDBC/ADBC clients.
     Serve(ServeArgs),
+    /// Read a password from stdin and print its argon2 hash for a `weir serve --users` file.
+    HashPassword,
 }
 
 /// Benchmarks of `weir bench`.
@@ -92,7 +95,7 @@ struct BenchArgs {
 /// Options of `weir serve`.
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The address to listen on. There is no authentication yet: the default is loopback only.
+    /// The address to listen on. Without --users only loopback addresses are allowed.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
 
@@ -107,6 +110,54 @@ struct ServeArgs {
     /// Keep everything in memory (each client connection has its own catalog).
     #[arg(long, conflicts_with = "data_dir")]
     in_memory: bool,
+
+    /// Users allowed to connect: one `name:<hash from weir hash-password>` (or `name:password`)
+    /// per line. Without it there is no authentication and only loopback is served.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Queries running at a time (more are refused until one ends).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_queries: usize,
+
+    /// Memory each query may use, e.g. 512M or 2G (DataFusion memory pool) [default: no limit]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+
+    /// Close sessions idle for this many seconds (their tokens stop working).
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    idle_timeout: u64,
+}
+
+/// Parses a byte size: `1048576`, `512K`, `512M`, `2G` (powers of 1024; `B`/`iB` suffixes ok).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
+    n.checked_mul(1usize << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{text}` is not a positive size that fits in memory"))
 }
 
 /// Options of the SQL shell / runner (the default command).
@@ -210,6 +261,7 @@ async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
         Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench("tpch", args, executor).await,
         Some(Command::Bench(BenchCommand::Tpcds(args))) => run_bench("tpcds", args, executor).await,
         Some(Command::Serve(args)) => serve(args, executor).await,
+        Some(Command::HashPassword) => hash_password(),
         None => run_sql(cli.shell, executor).await,
     }
 }
@@ -350,28 +402,84 @@ impl ProgressBar {
     }
 }
 
+/// `weir hash-password`: reads a password (no echo on a terminal) and prints its PHC string.
+fn hash_password() -> anyhow::Result<ExitCode> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        if first != again {
+            eprintln!("[ERROR] the passwords differ");
+            return Ok(ExitCode::FAILURE);
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        eprintln!("[ERROR] the password is empty");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}", weir::flight::hash_password(&password)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `weir serve`: the Flight SQL server, on the query runtime, until Ctrl-C.
 async fn serve(args: ServeArgs, executor: Handle) -> anyhow::Result<ExitCode> {
     let data_dir = resolve_data_dir(args.in_memory, args.data_dir.as_ref())?;
+    let mut config = weir::flight::ServerConfig::new(SessionOptions { data_dir });
+    if let Some(path) = &args.users {
+        match weir::flight::Users::load(path) {
+            Ok(users) => config.users = users,
+            Err(e) => {
+                eprintln!("[ERROR] {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    if config.users.is_empty() && !weir::flight::is_loopback(&args.host) {
+        eprintln!(
+            "[ERROR] without --users there is no authentication, so Weir serves loopback only; \
+             give --users FILE (see `weir hash-password`) to listen on {}",
+            args.host
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+        config.tls = Some(weir::flight::TlsConfig {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        });
+    }
+    config.max_queries = args.max_queries.max(1);
+    config.memory_limit = args.memory_limit;
+    config.idle_timeout = std::time::Duration::from_secs(args.idle_timeout.max(1));
+    let scheme = if config.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    let auth = if config.users.is_empty() {
+        "no authentication: loopback only; give --users FILE to require passwords".to_string()
+    } else {
+        format!("{} user(s), password required", config.users.len())
+    };
     let server = executor.spawn(async move {
         let listener = weir::flight::bind(&args.host, args.port).await?;
         let addr = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| format!("{}:{}", args.host, args.port));
-        if weir::flight::is_loopback(&args.host) {
-            eprintln!(
-                "Weir Flight SQL server listening on grpc://{addr} (no authentication yet: loopback only; use --host to listen elsewhere)"
-            );
-        } else {
-            eprintln!(
-                "Weir Flight SQL server listening on grpc://{addr}\n[WARNING] no authentication yet: anyone who can reach {addr} can run SQL"
-            );
-        }
+        eprintln!("Weir Flight SQL server listening on {scheme}://{addr} ({auth})");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        weir::flight::serve_on(listener, SessionOptions { data_dir }, shutdown).await
+        weir::flight::serve_on(listener, config, shutdown).await
     });
     match server.await {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),

@@ -25,10 +25,14 @@ struct Server {
 
 impl Server {
     async fn start(options: SessionOptions) -> Server {
+        Self::start_with(weir::flight::ServerConfig::new(options)).await
+    }
+
+    async fn start_with(config: weir::flight::ServerConfig) -> Server {
         let listener = weir::flight::bind("127.0.0.1", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(weir::flight::serve_on(listener, options, async move {
+        let task = tokio::spawn(weir::flight::serve_on(listener, config, async move {
             let _ = stopped.await;
         }));
         Server {
@@ -354,5 +358,228 @@ async fn metadata_calls() {
         all.contains(&env!("CARGO_PKG_VERSION").to_string()),
         "{all:?}"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_tokens_and_sessions() {
+    let mut config = weir::flight::ServerConfig::new(SessionOptions::default());
+    let hash = weir::flight::hash_password("pw1").unwrap();
+    config.users = weir::flight::Users::parse(&format!("ann:{hash}\nben:pw2\n"), "test").unwrap();
+    let server = Server::start_with(config).await;
+
+    // No token: UNAUTHENTICATED, and the server stays up.
+    let mut anonymous = server.client().await;
+    let err = status(
+        anonymous
+            .execute("SELECT 1".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    // The Rust client reports handshake failures as text.
+    let err = anonymous
+        .handshake("ann", "wrong")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not have valid authentication credentials"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong"), "{err}");
+    let err = anonymous
+        .handshake("nobody", "pw1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not have valid authentication credentials"),
+        "{err}"
+    );
+
+    let mut ann = server.client().await;
+    ann.handshake("ann", "pw1").await.unwrap();
+    let mut ben = server.client().await;
+    ben.handshake("ben", "pw2").await.unwrap();
+    // Each token is its own session: SET and temporary views do not leak.
+    query(&mut ann, "SET 'table.exec.mark' = 'ann'")
+        .await
+        .unwrap();
+    query(&mut ann, "CREATE TEMPORARY VIEW mine AS SELECT 7 AS x")
+        .await
+        .unwrap();
+    assert_eq!(
+        ints(&query(&mut ann, "SELECT x FROM mine").await.unwrap(), "x"),
+        vec![7]
+    );
+    let err = status(query(&mut ben, "SELECT x FROM mine").await.unwrap_err());
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let set = query(&mut ben, "SET").await.unwrap();
+    assert!(!strings(&set, "key").contains(&"table.exec.mark".to_string()));
+
+    // A forged token is refused.
+    let mut forged = server.client().await;
+    forged.set_token("0".repeat(64));
+    let err = status(
+        forged
+            .execute("SELECT 1".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_bind_and_reexecute() {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    let mut prepared = client
+        .prepare("SELECT ? + 1 AS x, ? AS s".to_string(), None)
+        .await
+        .unwrap();
+    assert_eq!(prepared.parameter_schema().unwrap().fields().len(), 2);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Utf8, true),
+    ]));
+    for (n, s) in [(41i64, "it's"), (1, "again")] {
+        let params = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(vec![n])),
+                Arc::new(StringArray::from(vec![s])),
+            ],
+        )
+        .unwrap();
+        prepared.set_parameters(params).unwrap();
+        let info = prepared.execute().await.unwrap();
+        let batches = fetch(&mut client, info).await.unwrap();
+        assert_eq!(ints(&batches, "x"), vec![n + 1]);
+        assert_eq!(strings(&batches, "s"), vec![s.to_string()]);
+    }
+    // Without parameters bound: a clear error.
+    let mut unbound = client.prepare("SELECT ?".to_string(), None).await.unwrap();
+    let err = status(unbound.execute().await.unwrap_err());
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // Bad SQL fails at prepare time with its position.
+    let err = status(
+        client
+            .prepare("SELEC ?".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("line 1, column"), "{err}");
+    prepared.close().await.unwrap();
+    unbound.close().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_query_streams_until_cancelled() {
+    use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+    use futures::StreamExt;
+    use prost::Message;
+
+    let server = Server::start(SessionOptions::default()).await;
+    let mut client = server.client().await;
+    client
+        .execute_update(
+            "CREATE TABLE ticks (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '100')"
+                .to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let info = client
+        .execute("SELECT id FROM ticks".to_string(), None)
+        .await
+        .unwrap();
+    let schema = info.clone().try_decode_schema().unwrap();
+    assert_eq!(schema.field(0).name(), "op");
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = client.do_get(ticket).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.num_rows() > 0);
+    assert_eq!(strings(&[first], "op")[0], "+I");
+
+    let request = CancelFlightInfoRequest::new(info.clone());
+    let action = Action::new("CancelFlightInfo", request.encode_to_vec());
+    let results: Vec<_> = client
+        .do_action(action)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let result = CancelFlightInfoResult::decode(results[0].body.clone()).unwrap();
+    assert_eq!(result.status, CancelStatus::Cancelled as i32);
+    // The stream ends with CANCELLED (after any batches already in flight).
+    let mut ended = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            ended = Some(status(e));
+            break;
+        }
+    }
+    let ended = ended.expect("the stream ends with an error");
+    assert_eq!(ended.code(), Code::Cancelled, "{ended}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_query_limit_and_idle_timeout() {
+    let mut config = weir::flight::ServerConfig::new(SessionOptions::default());
+    config.max_queries = 1;
+    config.idle_timeout = std::time::Duration::from_millis(300);
+    let server = Server::start_with(config).await;
+    let mut client = server.client().await;
+    client.handshake("any", "thing").await.unwrap();
+
+    // One query holds the only slot until it is read.
+    let first = client
+        .execute("SELECT 1 AS x".to_string(), None)
+        .await
+        .unwrap();
+    let err = status(
+        client
+            .execute("SELECT 2 AS x".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("maximum of 1 concurrent"), "{err}");
+    assert_eq!(
+        ints(&fetch(&mut client, first).await.unwrap(), "x"),
+        vec![1]
+    );
+    // The slot is free again once the stream ended.
+    let mut freed = false;
+    for _ in 0..50 {
+        if let Ok(info) = client.execute("SELECT 3 AS x".to_string(), None).await {
+            assert_eq!(ints(&fetch(&mut client, info).await.unwrap(), "x"), vec![3]);
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the slot was not freed");
+
+    // An idle session expires with its token.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let err = status(
+        client
+            .execute("SELECT 4".to_string(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    assert!(err.message().contains("expired"), "{err}");
     server.stop().await;
 }

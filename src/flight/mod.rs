@@ -8,48 +8,113 @@
 //!   └─ Session::execute ─ RecordBatch stream ─ Flight data frames
 //! ```
 //!
-//! Layer rule: this module uses only `session` and `error`. This first slice serves bounded
-//! (batch) queries, DDL and DML, and catalog metadata; there is no authentication yet, so the
-//! binary binds to loopback unless told otherwise. Prepared statements, transactions, bulk
-//! ingestion and cancellation actions are not supported yet.
+//! Layer rule: this module uses only `session` and `error`. It serves bounded and streaming
+//! queries, DDL and DML, prepared statements, cancellation and catalog metadata, with optional
+//! authentication (a users file, bearer tokens) and TLS. Transactions, Substrait plans and bulk
+//! ingestion are not supported yet. See `docs/flight-sql.md`.
 
+pub mod auth;
 pub mod metadata;
+pub mod prepared;
 pub mod service;
 pub mod sessions;
 pub mod status;
+pub mod streams;
 
 use std::future::Future;
+use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use auth::{Users, hash_password};
 pub use service::WeirFlightSql;
 
 use crate::error::{Error, Result};
 use crate::session::SessionOptions;
 
-/// The gRPC service to mount: Flight SQL over Weir sessions opened with `options`.
+/// How `weir serve` runs: what sessions open with, who may connect, TLS, and the limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Options of every client's session (e.g. the shared data directory).
+    pub session: SessionOptions,
+    /// Who may connect; empty: no authentication.
+    pub users: Users,
+    /// PEM certificate chain and private key: serve TLS.
+    pub tls: Option<TlsConfig>,
+    /// Queries running (or waiting for their `DoGet`) at a time; more are refused.
+    pub max_queries: usize,
+    /// Memory each batch query may use (DataFusion memory pool); `None`: unlimited.
+    pub memory_limit: Option<usize>,
+    /// A session unused this long is closed (its token stops working).
+    pub idle_timeout: Duration,
+    /// Sessions open at a time; beyond it the least recently used is closed.
+    pub max_sessions: usize,
+}
+
+/// A server certificate and key, PEM-encoded.
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret.
+        f.write_str("TlsConfig { .. }")
+    }
+}
+
+impl ServerConfig {
+    /// A configuration without users or TLS, with default limits.
+    pub fn new(session: SessionOptions) -> Self {
+        Self {
+            session,
+            users: Users::none(),
+            tls: None,
+            max_queries: 64,
+            memory_limit: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_sessions: 256,
+        }
+    }
+}
+
+/// The gRPC service to mount: Flight SQL over Weir sessions configured by `config`.
 ///
 /// # Errors
 /// `Internal` if the service cannot be built.
-pub fn flight_service(options: SessionOptions) -> Result<FlightServiceServer<WeirFlightSql>> {
-    Ok(FlightServiceServer::new(WeirFlightSql::new(options)?))
+pub fn flight_service(config: &ServerConfig) -> Result<FlightServiceServer<WeirFlightSql>> {
+    Ok(FlightServiceServer::new(WeirFlightSql::new(config)?))
 }
 
 /// Serves Flight SQL on an already bound listener until `shutdown` completes.
 ///
 /// # Errors
-/// `External` when the gRPC server fails (e.g. the listener breaks).
+/// `Invalid` for an unusable TLS certificate or key; `External` when the gRPC server fails
+/// (e.g. the listener breaks).
 pub async fn serve_on(
     listener: TcpListener,
-    options: SessionOptions,
+    config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let local = listener.local_addr().ok();
-    let service = flight_service(options)?;
-    tracing::info!(?local, "Weir Flight SQL server listening");
-    tonic::transport::Server::builder()
+    let service = flight_service(&config)?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| Error::invalid(format!("cannot use the TLS certificate and key: {e}")))?;
+    }
+    tracing::info!(
+        ?local,
+        tls = config.tls.is_some(),
+        "Weir Flight SQL server listening"
+    );
+    builder
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

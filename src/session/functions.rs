@@ -89,18 +89,6 @@ impl UserFunctions {
     }
 }
 
-/// A fresh DataFusion state for `options`, with the session's user functions.
-///
-/// # Errors
-/// As `config::build_state`.
-pub(super) fn build_state(
-    options: &BTreeMap<String, String>,
-    functions: &UserFunctions,
-) -> Result<SessionState> {
-    let mut state = config::build_state(options)?;
-    functions.register(&mut state)?;
-    Ok(state)
-}
 
 fn ok(message: &str) -> Result<StatementResult> {
     Ok(StatementResult::Status(StatusResult::new(message)))
@@ -194,7 +182,7 @@ pub(super) async fn create(session: &mut Session, cf: &CreateFunction) -> Result
             kind,
         },
     );
-    session.state = build_state(&session.options, &functions)?;
+    session.state = session.build_state(&session.options, &functions)?;
     session.functions = functions;
     ok("Execute statement succeeded.")
 }
@@ -234,7 +222,7 @@ pub(super) fn drop(
     }
     let mut functions = session.functions.clone();
     functions.functions.remove(&simple);
-    session.state = build_state(&session.options, &functions)?;
+    session.state = session.build_state(&session.options, &functions)?;
     session.functions = functions;
     ok("Execute statement succeeded.")
 }

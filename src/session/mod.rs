@@ -52,6 +52,8 @@ pub struct Session {
     functions: functions::UserFunctions,
     /// The text of the statement being run (names streaming jobs).
     current_text: String,
+    /// Per-query memory limit of batch queries (DataFusion memory pool), if any.
+    memory_limit: Option<usize>,
 }
 
 impl Session {
@@ -70,7 +72,46 @@ impl Session {
             jobs: jobs::Jobs::default(),
             functions: functions::UserFunctions::default(),
             current_text: String::new(),
+            memory_limit: None,
         })
+    }
+
+    /// Limits the memory each batch query may use (DataFusion's memory pool; operators that
+    /// can spill do, others fail with a resources-exhausted error). `None`: no limit.
+    ///
+    /// # Errors
+    /// `Invalid` for a zero limit.
+    pub fn set_memory_limit(&mut self, limit: Option<usize>) -> Result<()> {
+        if limit == Some(0) {
+            return Err(Error::invalid("the memory limit must be positive"));
+        }
+        self.memory_limit = limit;
+        self.state = self.build_state(&self.options, &self.functions)?;
+        Ok(())
+    }
+
+    /// The DataFusion state for `options` and the session's memory limit.
+    /// The engine state for `options`: settings, the session's memory limit (unless the options
+    /// set `weir.memory-limit` themselves) and the user functions.
+    fn build_state(
+        &self,
+        options: &BTreeMap<String, String>,
+        functions: &functions::UserFunctions,
+    ) -> Result<SessionState> {
+        let mut state = config::build_state(options)?;
+        if let Some(limit) = self
+            .memory_limit
+            .filter(|_| !options.contains_key("weir.memory-limit"))
+        {
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_limit(limit, 1.0)
+                .build_arc()?;
+            state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build();
+        }
+        functions.register(&mut state)?;
+        Ok(state)
     }
 
     /// Parses a script into statements without running them.
@@ -216,7 +257,7 @@ impl Session {
                 config::validate(key, value)?;
                 let mut options = self.options.clone();
                 options.insert(key.clone(), value.clone());
-                self.state = functions::build_state(&options, &self.functions)?;
+                self.state = self.build_state(&options, &self.functions)?;
                 self.options = options;
                 Ok(StatementResult::Status(StatusResult::new(
                     "Session property has been set.",
@@ -229,7 +270,7 @@ impl Session {
                     }
                     None => self.options.clear(),
                 }
-                self.state = functions::build_state(&self.options, &self.functions)?;
+                self.state = self.build_state(&self.options, &self.functions)?;
                 Ok(StatementResult::Status(StatusResult::new(
                     "All session properties have been set to their default values.",
                 )))
