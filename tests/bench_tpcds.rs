@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use weir::bench::answers::{compare, is_ordered};
 use weir::bench::tpcds;
-use weir::bench::verify::{batches_as_text, compare};
+use weir::bench::verify::batches_as_text;
 use weir::{Error, Result, Session, SessionOptions, StatementResult};
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -97,7 +98,7 @@ async fn run_all(
             Err(_) => Outcome::Failed(format!("timed out after {} s", limit.as_secs())),
         };
         let verdict = match (&outcome, expected.get(n - 1).and_then(Option::as_ref)) {
-            (Outcome::Rows(r), Some(want)) => match compare(r, want) {
+            (Outcome::Rows(r), Some(want)) => match compare(r, want, ordered(n)) {
                 Ok(()) => format!("{} rows, correct", r.len()),
                 Err(d) => format!("{} rows, WRONG ({d})", r.len()),
             },
@@ -154,7 +155,7 @@ fn check(
         let name = tpcds::query_name(n);
         let verdict = match (outcome, expected.get(i).and_then(Option::as_ref)) {
             (Outcome::Failed(e), _) => Err(e.clone()),
-            (Outcome::Rows(rows), Some(want)) => compare(rows, want).map_err(|d| {
+            (Outcome::Rows(rows), Some(want)) => compare(rows, want, ordered(n)).map_err(|d| {
                 format!(
                     "wrong answer: {}",
                     d.replace("(DuckDB)", &format!("({source})"))
@@ -185,6 +186,11 @@ fn check(
         }
     }
     problems
+}
+
+/// Whether query `n` orders its rows (then answers are compared in order).
+fn ordered(n: usize) -> bool {
+    tpcds::query_sql(n).is_ok_and(is_ordered)
 }
 
 const DUCKDB_SCRIPT: &str = r#"

@@ -19,7 +19,7 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 use super::ddl::parts;
-use super::{Session, StatementResult, StatusResult, config};
+use super::{Session, StatementResult, StatusResult};
 use crate::error::{Error, Result};
 use crate::functions::udf::{known_classes, native_udf};
 use crate::sql::CreateFunction;
@@ -88,7 +88,6 @@ impl UserFunctions {
         self.functions.keys().cloned().collect()
     }
 }
-
 
 fn ok(message: &str) -> Result<StatementResult> {
     Ok(StatementResult::Status(StatusResult::new(message)))
