@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -252,26 +251,38 @@ fn generate_part(dir: &Path, scale: f64, table: &str, part: i32, parts: i32) -> 
         ),
         other => return Err(Error::invalid(format!("'{other}' is not a TPC-H table"))),
     };
-    let schema = table_schema(table)?;
     let path = dir.join(table).join(format!("part-{part}.parquet"));
+    write_parquet(&path, table_schema(table)?, ROW_GROUP_ROWS, batches)
+}
+
+/// Writes `batches` as one Parquet file at `path` (Snappy, row groups of `row_group_rows`), first
+/// under a `.tmp` name renamed into place when complete, so a reader never sees a partial file.
+///
+/// # Errors
+/// `External` for a generator or writer error, `Io` for the file system.
+pub(crate) fn write_parquet<E: std::fmt::Display>(
+    path: &Path,
+    schema: SchemaRef,
+    row_group_rows: usize,
+    batches: impl IntoIterator<Item = std::result::Result<RecordBatch, E>>,
+) -> Result<()> {
     let tmp = path.with_extension("parquet.tmp");
     let file =
         File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(row_group_rows))
         .set_compression(Compression::SNAPPY)
         .build();
     let describe = |e: &dyn std::fmt::Display| {
         Error::external(format!("cannot write {}: {e}", path.display()))
     };
-    let mut writer =
-        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| describe(&e))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| describe(&e))?;
     for batch in batches {
         let batch = batch.map_err(|e| describe(&e))?;
         writer.write(&batch).map_err(|e| describe(&e))?;
     }
     writer.close().map_err(|e| describe(&e))?;
-    std::fs::rename(&tmp, &path)
+    std::fs::rename(&tmp, path)
         .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
     Ok(())
 }

@@ -8,16 +8,11 @@
 //! directory with a matching marker is reused as is. Each file is written under a temporary
 //! name and renamed when complete, so an interrupted run never leaves a file that looks whole.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use tpcdsgen::config::{Session as GenSession, SessionBuilder};
 use tpcdsgen_arrow::{
     CallCenterArrow, CatalogPageArrow, CatalogReturnsArrow, CatalogSalesArrow,
@@ -27,7 +22,7 @@ use tpcdsgen_arrow::{
     WarehouseArrow, WebPageArrow, WebReturnsArrow, WebSalesArrow, WebSiteArrow,
 };
 
-use crate::bench::data::{DataStatus, format_scale};
+use crate::bench::data::{DataStatus, format_scale, write_parquet};
 use crate::error::{Error, Result};
 
 /// The 24 TPC-DS tables the queries read (the `dbgen_version` metadata table is not
@@ -279,28 +274,8 @@ fn generator(session: GenSession, table: &str) -> Result<Batches> {
 /// Generates one table into `<dir>/<table>/part-1.parquet`.
 fn generate_table(dir: &Path, session: GenSession, table: &str) -> Result<()> {
     let batches = generator(session, table)?;
-    let schema = table_schema(table)?;
     let path = dir.join(table).join("part-1.parquet");
-    let tmp = path.with_extension("parquet.tmp");
-    let file =
-        File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let describe = |e: &dyn std::fmt::Display| {
-        Error::external(format!("cannot write {}: {e}", path.display()))
-    };
-    let mut writer =
-        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| describe(&e))?;
-    for batch in batches {
-        let batch = batch.map_err(|e| describe(&e))?;
-        writer.write(&batch).map_err(|e| describe(&e))?;
-    }
-    writer.close().map_err(|e| describe(&e))?;
-    std::fs::rename(&tmp, &path)
-        .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
-    Ok(())
+    write_parquet(&path, table_schema(table)?, ROW_GROUP_ROWS, batches)
 }
 
 #[cfg(test)]
