@@ -44,14 +44,24 @@ pub fn tpch_answer(scale: f64, n: usize) -> Option<&'static str> {
     n.checked_sub(1).and_then(|i| TPCH_SF1.get(i)).copied()
 }
 
-/// Parses an answer file: a header line (skipped), then one line per row. Fields are separated
-/// by commas; a field containing a comma, quote or line break is quoted with `"` (a quote
-/// inside doubled); an empty unquoted field is NULL (so an empty line is a row of one NULL),
-/// `""` is the empty string. The TPC-DS answers use the same dialect.
+/// Parses an answer file's rows (see [`parse_table`]; the header is skipped).
 ///
 /// # Errors
-/// `Invalid` for an unterminated quote or text after a closing quote, with its line.
+/// As [`parse_table`].
 pub fn parse_csv(text: &str) -> Result<Answer> {
+    parse_table(text).map(|(_, rows)| rows)
+}
+
+/// Parses an answer file: a header line with the column names, then one line per row. Fields
+/// are separated by commas; a field containing a comma, quote or line break is quoted with `"`
+/// (a quote inside doubled); an empty unquoted field is NULL (so an empty line is a row of one
+/// NULL), `""` is the empty string. The TPC-H and TPC-DS answers use this dialect.
+///
+/// # Errors
+/// `Invalid` for an empty text, an unterminated quote, text after a closing quote, a quote inside
+/// an unquoted field, or a row whose number of fields differs from the header's; the message
+/// names the line or row.
+pub fn parse_table(text: &str) -> Result<(Vec<String>, Answer)> {
     let mut rows = Vec::new();
     let mut row: Vec<Option<String>> = Vec::new();
     let mut field = String::new();
@@ -89,6 +99,11 @@ pub fn parse_csv(text: &str) -> Result<Answer> {
                 in_quotes = true;
                 at_line_start = false;
             }
+            '"' => {
+                return Err(Error::invalid(format!(
+                    "answer CSV line {line}: a quote inside an unquoted field"
+                )));
+            }
             ',' => {
                 row.push(finish(&mut field, &mut quoted));
                 at_line_start = false;
@@ -116,10 +131,27 @@ pub fn parse_csv(text: &str) -> Result<Answer> {
         row.push(finish(&mut field, &mut quoted));
         rows.push(row);
     }
-    if !rows.is_empty() {
-        rows.remove(0);
+    let mut rows = rows.into_iter();
+    let header: Vec<String> = rows
+        .next()
+        .ok_or_else(|| Error::invalid("answer CSV is empty: it needs a header line"))?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    let rows: Answer = rows.collect();
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != header.len())
+    {
+        return Err(Error::invalid(format!(
+            "answer CSV row {}: {} fields, the header has {}",
+            i + 1,
+            r.len(),
+            header.len()
+        )));
     }
-    Ok(rows)
+    Ok((header, rows))
 }
 
 fn finish(field: &mut String, quoted: &mut bool) -> Option<String> {

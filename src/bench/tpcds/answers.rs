@@ -8,7 +8,7 @@
 //! order. NULL is an empty unquoted field; a quoted field (`"..."`, inner quotes doubled) is
 //! text, possibly empty.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::queries::QUERY_COUNT;
 
@@ -134,98 +134,14 @@ pub struct Answer {
 /// `Invalid` for an empty text, an unterminated quote, text after a closing quote, or a row
 /// whose number of fields differs from the header's; the message names the line.
 pub fn parse_answer_csv(text: &str) -> Result<Answer> {
-    let mut records = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1usize;
-    while chars.peek().is_some() {
-        let start_line = line;
-        let mut record = Vec::new();
-        loop {
-            // One field.
-            let cell = if chars.peek() == Some(&'"') {
-                chars.next();
-                let mut s = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            s.push('"');
-                        }
-                        Some('"') => break,
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            s.push(c);
-                        }
-                        None => {
-                            return Err(Error::invalid(format!(
-                                "answer CSV line {start_line}: unterminated quoted field"
-                            )));
-                        }
-                    }
-                }
-                Some(s)
-            } else {
-                let mut s = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c == ',' || c == '\n' || c == '\r' {
-                        break;
-                    }
-                    if c == '"' {
-                        return Err(Error::invalid(format!(
-                            "answer CSV line {line}: a quote inside an unquoted field"
-                        )));
-                    }
-                    s.push(c);
-                    chars.next();
-                }
-                (!s.is_empty()).then_some(s)
-            };
-            record.push(cell);
-            match chars.next() {
-                Some(',') => continue,
-                Some('\r') if chars.peek() == Some(&'\n') => {
-                    chars.next();
-                    line += 1;
-                    break;
-                }
-                Some('\n') | None => {
-                    line += 1;
-                    break;
-                }
-                Some(c) => {
-                    return Err(Error::invalid(format!(
-                        "answer CSV line {line}: unexpected '{c}' after a quoted field"
-                    )));
-                }
-            }
-        }
-        records.push(record);
-    }
-    let mut records = records.into_iter();
-    let header = records
-        .next()
-        .ok_or_else(|| Error::invalid("answer CSV is empty: it needs a header line"))?;
-    let columns: Vec<String> = header.into_iter().map(Option::unwrap_or_default).collect();
-    let mut rows = Vec::new();
-    for (i, record) in records.enumerate() {
-        if record.len() != columns.len() {
-            return Err(Error::invalid(format!(
-                "answer CSV row {}: {} fields, the header has {}",
-                i + 1,
-                record.len(),
-                columns.len()
-            )));
-        }
-        rows.push(record);
-    }
+    let (columns, rows) = crate::bench::answers::parse_table(text)?;
     Ok(Answer { columns, rows })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn cells(v: &[Option<&str>]) -> Vec<Option<String>> {
         v.iter().map(|c| c.map(String::from)).collect()
