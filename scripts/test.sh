@@ -11,8 +11,8 @@ export CARGO_TARGET_DIR="${WEIR_TARGET_DIR:-$HOME/.cache/weir-target}"
 export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL=0
 
-# What the tests need: a Rust toolchain (cargo). The pseudo-terminal shell test drives the real
-# binary through expectrl (a dev-dependency), so no system package is required.
+# What the tests need: a Rust toolchain (cargo), python3 with venv (the Python clients below) and
+# Java 17+ (the Hive Metastore peer; its setup installs a JDK with apt-get when run as root).
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is required: install Rust from https://rustup.rs" >&2
   exit 1
