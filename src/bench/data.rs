@@ -56,7 +56,22 @@ pub fn table_schema(table: &str) -> Result<SchemaRef> {
 
 /// The Flink `CREATE TABLE` statement registering one generated table stored under `dir`.
 pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
-    let schema = table_schema(table)?;
+    parquet_table_sql("TPC-H", table, &table_schema(table)?, dir, false)
+}
+
+/// A Flink `CREATE TABLE` over the Parquet files in `<dir>/<table>` with `schema`'s columns;
+/// `strict` quotes names with backticks and declares non-nullable columns `NOT NULL`.
+/// `benchmark` names the data set in errors.
+///
+/// # Errors
+/// `Internal` for a column type a generator should not produce.
+pub(crate) fn parquet_table_sql(
+    benchmark: &str,
+    table: &str,
+    schema: &SchemaRef,
+    dir: &Path,
+    strict: bool,
+) -> Result<String> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let ty = match field.data_type() {
@@ -67,12 +82,17 @@ pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
             DataType::Date32 => "DATE".to_string(),
             other => {
                 return Err(Error::internal(format!(
-                    "TPC-H column {table}.{} has unexpected type {other}",
+                    "{benchmark} column {table}.{} has unexpected type {other}",
                     field.name()
                 )));
             }
         };
-        columns.push(format!("  {} {ty}", field.name()));
+        columns.push(if strict {
+            let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
+            format!("  `{}` {ty}{not_null}", field.name())
+        } else {
+            format!("  {} {ty}", field.name())
+        });
     }
     let path = dir.join(table);
     let path = path.to_string_lossy().replace('\'', "''");
@@ -84,13 +104,21 @@ pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
 
 /// The default data directory for a scale factor: `~/.weir/bench/tpch-sf<SF>`.
 pub fn default_data_dir(scale: f64) -> Result<PathBuf> {
+    bench_data_dir("tpch", scale)
+}
+
+/// `~/.weir/bench/<name>-sf<SF>`.
+///
+/// # Errors
+/// `Invalid` when the home directory cannot be found.
+pub(crate) fn bench_data_dir(name: &str, scale: f64) -> Result<PathBuf> {
     let home = dirs::home_dir().ok_or_else(|| {
         Error::invalid("cannot find the home directory; pass the data directory with --data DIR")
     })?;
     Ok(home
         .join(".weir")
         .join("bench")
-        .join(format!("tpch-sf{}", format_scale(scale))))
+        .join(format!("{name}-sf{}", format_scale(scale))))
 }
 
 /// A scale factor as written in directory names and reports: `1`, `0.01`, `10`.

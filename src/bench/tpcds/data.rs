@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use tpcdsgen::config::{Session as GenSession, SessionBuilder};
@@ -22,7 +22,9 @@ use tpcdsgen_arrow::{
     WarehouseArrow, WebPageArrow, WebReturnsArrow, WebSalesArrow, WebSiteArrow,
 };
 
-use crate::bench::data::{DataStatus, format_scale, write_parquet};
+use crate::bench::data::{
+    DataStatus, bench_data_dir, format_scale, parquet_table_sql, write_parquet,
+};
 use crate::error::{Error, Result};
 
 /// The 24 TPC-DS tables the queries read (the `dbgen_version` metadata table is not
@@ -103,31 +105,7 @@ pub fn table_schema(table: &str) -> Result<SchemaRef> {
 /// # Errors
 /// `Invalid` for an unknown table; `Internal` if the generator produced an unexpected type.
 pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
-    let schema = table_schema(table)?;
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let ty = match field.data_type() {
-            DataType::Int64 => "BIGINT".to_string(),
-            DataType::Int32 => "INT".to_string(),
-            DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
-            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "STRING".to_string(),
-            DataType::Date32 => "DATE".to_string(),
-            other => {
-                return Err(Error::internal(format!(
-                    "TPC-DS column {table}.{} has unexpected type {other}",
-                    field.name()
-                )));
-            }
-        };
-        let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
-        columns.push(format!("  `{}` {ty}{not_null}", field.name()));
-    }
-    let path = dir.join(table);
-    let path = path.to_string_lossy().replace('\'', "''");
-    Ok(format!(
-        "CREATE TABLE {table} (\n{}\n) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'parquet')",
-        columns.join(",\n")
-    ))
+    parquet_table_sql("TPC-DS", table, &table_schema(table)?, dir, true)
 }
 
 /// The default data directory for a scale factor: `~/.weir/bench/tpcds-sf<SF>`.
@@ -135,13 +113,7 @@ pub fn create_table_sql(table: &str, dir: &Path) -> Result<String> {
 /// # Errors
 /// `Invalid` when the home directory cannot be found.
 pub fn default_data_dir(scale: f64) -> Result<PathBuf> {
-    let home = dirs::home_dir().ok_or_else(|| {
-        Error::invalid("cannot find the home directory; pass the data directory with --data DIR")
-    })?;
-    Ok(home
-        .join(".weir")
-        .join("bench")
-        .join(format!("tpcds-sf{}", format_scale(scale))))
+    bench_data_dir("tpcds", scale)
 }
 
 /// Checks a scale factor: positive and finite.
