@@ -1,15 +1,24 @@
 //! A pass-through execution node placed on top of a connector's scan: it adds "while reading
 //! table `t`" to any error the scan raises while running (a corrupt Parquet footer, a CSV line
 //! that does not parse), so users learn which table is at fault. Rows, partitioning, ordering
-//! and statistics are the input's, unchanged.
+//! and statistics are the input's, unchanged, and the node is transparent to the optimizer:
+//! statistics (join selection), filters (including hash-join and TopK dynamic filters), limits
+//! and projections pass through it to the scan, as if it were not there.
 
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::CardinalityEffect;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
+};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::statistics::ChildStats;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics, StatisticsArgs,
@@ -121,6 +130,12 @@ impl ExecutionPlan for ScanContextExec {
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, mapped)))
     }
 
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        // Without this request DataFusion hands `statistics_from_inputs` an unknown placeholder,
+        // and join selection plans every join as a repartitioned one.
+        vec![ChildStats::At(partition)]
+    }
+
     fn statistics_from_inputs(
         &self,
         input_stats: &[Arc<Statistics>],
@@ -130,5 +145,47 @@ impl ExecutionPlan for ScanContextExec {
             Some(stats) => Ok(Arc::clone(stats)),
             None => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
         }
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+
+    fn cardinality_effect(&self) -> CardinalityEffect {
+        CardinalityEffect::Equal
+    }
+
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(self
+            .input
+            .try_swapping_with_projection(projection)?
+            .map(|input| {
+                Arc::new(Self {
+                    input,
+                    table: self.table.clone(),
+                    connector: self.connector,
+                }) as Arc<dyn ExecutionPlan>
+            }))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterDescription> {
+        FilterDescription::from_children(parent_filters, &self.children())
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
     }
 }

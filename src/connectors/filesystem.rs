@@ -480,7 +480,7 @@ impl FilesystemTable {
         .otherwise(value)
     }
 
-    fn file_format(&self) -> Arc<dyn FileFormat> {
+    fn file_format(&self, state: &dyn Session) -> Arc<dyn FileFormat> {
         match self.config.format {
             Format::Csv => {
                 let csv = &self.config.csv;
@@ -493,7 +493,11 @@ impl FilesystemTable {
                 )
             }
             Format::Json => Arc::new(JsonFormat::default().with_newline_delimited(true)),
-            Format::Parquet => Arc::new(ParquetFormat::default()),
+            // The session's Parquet options (`SET 'datafusion.execution.parquet.*'`), not the
+            // library defaults: pushdown, pruning and metadata settings must reach the reader.
+            Format::Parquet => Arc::new(
+                ParquetFormat::default().with_options(state.table_options().parquet.clone()),
+            ),
         }
     }
 
@@ -560,13 +564,16 @@ impl FilesystemTable {
         } else {
             ""
         };
-        let options = ListingOptions::new(self.file_format())
+        let options = ListingOptions::new(self.file_format(state))
             .with_file_extension(extension)
             .with_table_partition_cols(partition_cols);
         let config = ListingTableConfig::new(table_url)
             .with_listing_options(options)
             .with_schema(self.file_schema());
-        Ok(ListingTable::try_new(config)?)
+        // The session's file statistics cache (keyed by path, size and modification time) spares
+        // re-reading every footer's statistics on each query; a rewritten file is seen as new.
+        let statistics_cache = state.runtime_env().cache_manager.get_file_statistic_cache();
+        Ok(ListingTable::try_new(config)?.with_cache(statistics_cache))
     }
 
     async fn scan_inner(

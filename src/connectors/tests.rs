@@ -907,3 +907,81 @@ async fn print_and_blackhole_sinks() {
         "connector 'blackhole' is a sink only; table `b` cannot be read"
     );
 }
+
+/// The physical plan of `sql`, one operator per line.
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> String {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+}
+
+#[tokio::test]
+async fn scans_are_transparent_to_join_selection_and_dynamic_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(2),
+    );
+    let cols = [("k", SqlType::Int), ("v", SqlType::Int)];
+    register(
+        &ctx,
+        "small",
+        &fs_table(&dir.path().join("small"), "parquet", &cols, &[], &[]),
+    );
+    register(
+        &ctx,
+        "big",
+        &fs_table(&dir.path().join("big"), "parquet", &cols, &[], &[]),
+    );
+    show(&ctx, "INSERT INTO small VALUES (1, 10), (2, 20), (3, 30)").await;
+    show(
+        &ctx,
+        "INSERT INTO big SELECT CAST(value % 1000 AS INT), CAST(value AS INT) \
+         FROM generate_series(1, 20000)",
+    )
+    .await;
+    let sql =
+        "SELECT s.k, count(*) AS n FROM small s JOIN big b ON s.k = b.k GROUP BY s.k ORDER BY s.k";
+    let plan = physical_plan(&ctx, sql).await;
+    // The Parquet row counts reach join selection through the error-context node: the small
+    // side is built once and broadcast, not repartitioned; its keys filter the big scan.
+    assert!(plan.contains("mode=CollectLeft"), "{plan}");
+    assert!(!plan.contains("mode=Partitioned"), "{plan}");
+    assert!(plan.contains("DynamicFilter"), "{plan}");
+    assert!(plan.contains("ScanContextExec"), "{plan}");
+    assert_eq!(
+        lines(&show(&ctx, sql).await)[3..6],
+        ["| 1 | 20 |", "| 2 | 20 |", "| 3 | 20 |"]
+    );
+}
+
+#[tokio::test]
+async fn session_parquet_options_reach_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cols = [("k", SqlType::Int), ("v", SqlType::Int)];
+    let def = fs_table(&dir.path().join("t"), "parquet", &cols, &[], &[]);
+    let sql = "SELECT v FROM t WHERE k > 1";
+    for pushdown in [false, true] {
+        let mut config = datafusion::prelude::SessionConfig::new();
+        config.options_mut().execution.parquet.pushdown_filters = pushdown;
+        let ctx = SessionContext::new_with_config(config);
+        register(&ctx, "t", &def);
+        if !pushdown {
+            show(&ctx, "INSERT INTO t VALUES (1, 10), (2, 20), (3, 30)").await;
+        }
+        let plan = physical_plan(&ctx, sql).await;
+        // With pushdown the reader evaluates the predicate itself and no FilterExec remains.
+        assert_eq!(plan.contains("FilterExec"), !pushdown, "{plan}");
+        assert!(plan.contains("predicate="), "{plan}");
+        assert_eq!(
+            lines(&show(&ctx, &format!("{sql} ORDER BY v")).await)[3..5],
+            ["| 20 |", "| 30 |"]
+        );
+    }
+}
