@@ -135,7 +135,7 @@ pub async fn run(
     };
     let mut texts = Vec::with_capacity(selected.len());
     for &n in &selected {
-        texts.push(((suite.query_name)(n), suite.sql(n)?));
+        texts.push(((suite.query_name)(n), suite.sql(n, options.scale)?));
     }
     let dir = match &options.data_dir {
         Some(d) => std::path::absolute(d)

@@ -161,7 +161,10 @@ else:
         ctx.register_parquet(t, f"{data}/{t}/")
     import pyarrow as pa
     def run(sql):
-        return pa.Table.from_batches(ctx.sql(sql).collect())
+        df = ctx.sql(sql)
+        batches = df.collect()
+        # An empty answer has no batch to take the schema from.
+        return pa.Table.from_batches(batches) if batches else df.schema().empty_table()
 print("WEIRPEER " + json.dumps({"version": mod.__version__}), flush=True)
 for q in job["queries"]:
     out = {"query": q["name"], "times_ms": [], "rows": None, "error": None}
@@ -297,6 +300,42 @@ mod tests {
         );
         assert!(Peer::parse_list("")?.is_empty());
         assert!(Peer::parse_list("polars").is_err_and(|e| e.message.contains("polars")));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn empty_answers_are_zero_rows_in_both_peers() -> Result<()> {
+        let Some(python) = std::env::var_os("WEIR_PYTHON") else {
+            assert!(
+                std::env::var("WEIR_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "WEIR_REQUIRE_PEERS=1 but WEIR_PYTHON is not set"
+            );
+            eprintln!("skipped: needs WEIR_PYTHON (a Python with duckdb and datafusion)");
+            return Ok(());
+        };
+        let dir = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
+        let job = PeerJob {
+            python: python.to_string_lossy().into_owned(),
+            data_dir: dir.path(),
+            tables: &[],
+            threads: 1,
+            iterations: 1,
+            memory_limit: None,
+            answers: true,
+        };
+        let queries = [PeerQuery {
+            name: "q01".into(),
+            sql: "SELECT 1 AS x WHERE 1 = 0".into(),
+        }];
+        for peer in [Peer::DuckDb, Peer::DataFusion] {
+            match run_peer(peer, &job, &queries, &mut |_| {}).await? {
+                PeerRun::Ran { results, .. } => {
+                    let r = &results[0];
+                    assert_eq!((r.rows, r.error.as_deref()), (Some(0), None), "{peer:?}");
+                }
+                PeerRun::Skipped(why) => panic!("{peer:?} skipped: {why}"),
+            }
+        }
         Ok(())
     }
 

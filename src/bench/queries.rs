@@ -1,6 +1,8 @@
 //! The 22 TPC-H queries (kept in the repository under `tpch/queries/qNN.sql`, compiled in) and
 //! the `--queries 1,3,5-7` selection syntax of the bench runner.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 
 /// Number of TPC-H queries.
@@ -40,6 +42,31 @@ pub fn query_sql(n: usize) -> Result<&'static str> {
         .and_then(|i| QUERIES.get(i))
         .copied()
         .ok_or_else(|| Error::invalid(format!("TPC-H has queries 1 to 22, not {n}")))
+}
+
+/// The SQL text of TPC-H query `n` with its scale-dependent substitution parameter: Q11's
+/// FRACTION is `0.0001 / SF` (TPC-H specification, clause 2.4.11.3), so that the query keeps
+/// selecting the important stock at every scale factor (with 0.0001 it returns no rows at SF 10).
+/// At SF 1 this is the stored text, whose answers are the qualification answers.
+///
+/// # Errors
+/// `Invalid` when `n` is not between 1 and 22.
+pub fn query_sql_at_scale(n: usize, scale: f64) -> Result<Cow<'static, str>> {
+    let sql = query_sql(n)?;
+    if n != 11 || scale == 1.0 {
+        return Ok(Cow::Borrowed(sql));
+    }
+    const FRACTION: &str = "* 0.0001";
+    if !sql.contains(FRACTION) {
+        return Err(Error::internal(
+            "TPC-H Q11 has no FRACTION parameter to substitute",
+        ));
+    }
+    // A plain SQL numeric literal (no exponent), rounded to 15 decimals so that binary noise
+    // (0.0001 / 10 = 1.0000000000000001e-5) does not show.
+    let fraction = format!("{:.15}", 0.0001 / scale);
+    let fraction = fraction.trim_end_matches('0').trim_end_matches('.');
+    Ok(Cow::Owned(sql.replace(FRACTION, &format!("* {fraction}"))))
 }
 
 /// The name of query `n` in reports: `q01` .. `q22`.
@@ -122,6 +149,17 @@ mod tests {
         assert!(query_sql(0).is_err());
         assert!(query_sql(23).is_err());
         assert_eq!(query_name(5), "q05");
+        Ok(())
+    }
+
+    #[test]
+    fn q11_fraction_follows_the_scale_factor() -> Result<()> {
+        assert_eq!(query_sql_at_scale(11, 1.0)?, query_sql(11)?);
+        let sf10 = query_sql_at_scale(11, 10.0)?;
+        assert!(sf10.contains("* 0.00001\n"), "{sf10}");
+        assert!(!sf10.contains("0.0001\n"), "{sf10}");
+        assert!(query_sql_at_scale(11, 0.01)?.contains("* 0.01\n"));
+        assert_eq!(query_sql_at_scale(6, 10.0)?, query_sql(6)?);
         Ok(())
     }
 }

@@ -14,11 +14,13 @@
 //!   generated anything.
 //! - `create_table_sql(table, dir)`: the `CREATE TABLE` statement registering one table whose
 //!   files live under `dir`.
-//! - `query_sql(n)` for `n` in `1..=query_count`, and `query_name(n)` (`q01`, ...).
+//! - `query_sql(n, scale)` for `n` in `1..=query_count` (with any scale-dependent substitution
+//!   parameters filled in), and `query_name(n)` (`q01`, ...).
 //! - `reference_answer(scale, n)`: the stored answer of query `n` at this scale factor as CSV
 //!   text (a header line, then one line per row; an empty unquoted field is NULL), or `None`
 //!   when none is stored (the runner then verifies against DuckDB run live).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -45,8 +47,8 @@ pub struct Suite {
     pub create_table_sql: fn(&str, &Path) -> Result<String>,
     /// The default data directory for a scale factor.
     pub default_data_dir: fn(f64) -> Result<PathBuf>,
-    /// The SQL text of query `n`.
-    pub query_sql: fn(usize) -> Result<&'static str>,
+    /// The SQL text of query `n` at a scale factor.
+    pub query_sql: fn(usize, f64) -> Result<Cow<'static, str>>,
     /// The report name of query `n`.
     pub query_name: fn(usize) -> String,
     /// The stored reference answer of query `n` at a scale factor, as CSV text.
@@ -63,18 +65,18 @@ impl std::fmt::Debug for Suite {
 }
 
 impl Suite {
-    /// Checks a query number and returns its SQL.
+    /// Checks a query number and returns its SQL at scale factor `scale`.
     ///
     /// # Errors
     /// `Invalid` when `n` is out of range.
-    pub fn sql(&self, n: usize) -> Result<&'static str> {
+    pub fn sql(&self, n: usize, scale: f64) -> Result<Cow<'static, str>> {
         if n == 0 || n > self.query_count {
             return Err(Error::invalid(format!(
                 "{} has queries 1 to {}, not {n}",
                 self.title, self.query_count
             )));
         }
-        (self.query_sql)(n)
+        (self.query_sql)(n, scale)
     }
 
     /// Parses a selection such as `1,3,5-7` (also `q1`, `Q05`) into sorted, distinct query
@@ -102,7 +104,7 @@ pub fn tpch() -> Suite {
         },
         create_table_sql: data::create_table_sql,
         default_data_dir: data::default_data_dir,
-        query_sql: queries::query_sql,
+        query_sql: queries::query_sql_at_scale,
         query_name: queries::query_name,
         reference_answer: answers::tpch_answer,
     }
@@ -121,7 +123,7 @@ pub fn tpcds() -> Result<Suite> {
         },
         create_table_sql: tpcds::create_table_sql,
         default_data_dir: tpcds::default_data_dir,
-        query_sql: tpcds::query_sql,
+        query_sql: |n, _| tpcds::query_sql(n).map(Cow::Borrowed),
         query_name: tpcds::query_name,
         reference_answer: |scale, n| if scale == 1.0 { tpcds::answer(n) } else { None },
     })
@@ -150,9 +152,9 @@ mod tests {
         let s = tpch();
         assert_eq!(s.query_count, 22);
         assert_eq!(s.tables.len(), 8);
-        assert!(s.sql(1)?.contains("TPC-H Q1:"));
-        assert!(s.sql(0).is_err());
-        assert!(s.sql(23).is_err_and(|e| e.message.contains("1 to 22")));
+        assert!(s.sql(1, 1.0)?.contains("TPC-H Q1:"));
+        assert!(s.sql(0, 1.0).is_err());
+        assert!(s.sql(23, 1.0).is_err_and(|e| e.message.contains("1 to 22")));
         assert_eq!((s.query_name)(7), "q07");
         assert_eq!(s.parse_selection("1,3-4")?, vec![1, 3, 4]);
         Ok(())
@@ -164,7 +166,11 @@ mod tests {
         assert!(by_name("tpcx").is_err_and(|e| e.message.contains("unknown benchmark")));
         let ds = by_name("tpcds")?;
         assert_eq!((ds.query_count, ds.tables.len()), (99, 24));
-        assert!(ds.sql(72)?.to_ascii_lowercase().contains("catalog_sales"));
+        assert!(
+            ds.sql(72, 1.0)?
+                .to_ascii_lowercase()
+                .contains("catalog_sales")
+        );
         assert!((ds.reference_answer)(1.0, 1).is_some());
         assert!((ds.reference_answer)(0.01, 1).is_none());
         Ok(())
