@@ -13,6 +13,7 @@ use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -26,7 +27,8 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, Statistics,
+    StatisticsArgs,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -601,6 +603,28 @@ impl ExecutionPlan for HiveScanExec {
                 "HiveScanExec has no children".into(),
             ))
         }
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        // The files' sizes on disk, as an inexact size of the scan: enough for join selection to
+        // broadcast a small table and to build on the smaller side. Row counts are not known
+        // without reading footers (or trusting the Metastore's `numRows`, often stale).
+        let files: Vec<&ScanFile> = match args.partition() {
+            Some(p) => self
+                .groups
+                .get(p)
+                .map(|g| g.iter().collect())
+                .unwrap_or_default(),
+            None => self.groups.iter().flatten().collect(),
+        };
+        let bytes = files.iter().map(|f| f.size).fold(0u64, u64::saturating_add);
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.total_byte_size = Precision::Inexact(usize::try_from(bytes).unwrap_or(usize::MAX));
+        Ok(Arc::new(stats))
     }
 
     fn execute(

@@ -362,6 +362,21 @@ async fn reads_hive_parquet_int96_fixed_decimals_legacy_lists_and_maps() {
 }
 
 #[tokio::test]
+async fn file_sizes_let_join_selection_broadcast_a_small_table() {
+    let (desc, access) = fixture_desc("types_parquet", &Path::new(FIXTURES).join("types_parquet"));
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+    register(&ctx, "a", desc.clone(), Arc::clone(&access)).await;
+    register(&ctx, "b", desc, access).await;
+    let sql = "SELECT count(*) FROM a JOIN b ON a.id = b.id";
+    // Without a size the scan is unknown and the join is repartitioned on both sides.
+    let plan = explain(&ctx, sql).await;
+    assert!(plan.contains("mode=CollectLeft"), "{plan}");
+    assert!(!plan.contains("mode=Partitioned"), "{plan}");
+    let fixture_rows = one_row(&ctx, "SELECT count(*) FROM a").await;
+    assert_eq!(one_row(&ctx, sql).await, fixture_rows);
+}
+
+#[tokio::test]
 async fn reads_hive_orc() {
     let (ctx, _) = fixture_session("types_orc").await;
     check_typed_table(&ctx, "types_orc", true).await;
