@@ -23,7 +23,7 @@ mod tests;
 mod text;
 pub mod types;
 
-pub use types::{arrow_to_hive, hive_to_arrow};
+pub use types::hive_to_arrow;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
