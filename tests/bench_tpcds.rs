@@ -284,9 +284,10 @@ async fn tpcds_sf001_all_queries_match_duckdb() -> Result<()> {
     let dir = small_data_dir();
     let started = Instant::now();
     let gen_dir = dir.clone();
-    let status = tokio::task::spawn_blocking(move || tpcds::ensure_data(&gen_dir, 0.01, 2))
-        .await
-        .map_err(|e| Error::internal(format!("generation did not finish: {e}")))??;
+    let status =
+        tokio::task::spawn_blocking(move || tpcds::ensure_data(&gen_dir, 0.01, 2, &|_, _| {}))
+            .await
+            .map_err(|e| Error::internal(format!("generation did not finish: {e}")))??;
     eprintln!(
         "TPC-DS SF 0.01 in {} ({status:?}, {:.1} s)",
         dir.display(),
@@ -296,7 +297,7 @@ async fn tpcds_sf001_all_queries_match_duckdb() -> Result<()> {
         assert!(dir.join(table).join("part-1.parquet").is_file(), "{table}");
     }
     assert_eq!(
-        tpcds::ensure_data(&dir, 0.01, 2)?,
+        tpcds::ensure_data(&dir, 0.01, 2, &|_, _| {})?,
         weir::bench::data::DataStatus::Reused
     );
 
@@ -331,7 +332,7 @@ async fn tpcds_sf1_against_stored_answers() -> Result<()> {
         std::env::var("WEIR_TPCDS_SF1_DIR").unwrap_or_else(|_| "/work/bench-data/tpcds-sf1".into()),
     );
     let gen_dir = dir.clone();
-    tokio::task::spawn_blocking(move || tpcds::ensure_data(&gen_dir, 1.0, 2))
+    tokio::task::spawn_blocking(move || tpcds::ensure_data(&gen_dir, 1.0, 2, &|_, _| {}))
         .await
         .map_err(|e| Error::internal(format!("generation did not finish: {e}")))??;
     let mut expected = Vec::with_capacity(tpcds::QUERY_COUNT);

@@ -128,13 +128,133 @@ pub fn format_scale(scale: f64) -> String {
 
 /// Checks a scale factor: positive and finite.
 pub fn check_scale(scale: f64) -> Result<()> {
+    check_scale_of("TPC-H", scale)
+}
+
+/// Checks a scale factor of `benchmark` (named in the error): positive and finite.
+///
+/// # Errors
+/// `Invalid` for zero, negative, infinite or NaN scale factors.
+pub(crate) fn check_scale_of(benchmark: &str, scale: f64) -> Result<()> {
     if scale.is_finite() && scale > 0.0 {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "the TPC-H scale factor must be a positive number, got {scale}"
+            "the {benchmark} scale factor must be a positive number, got {scale}"
         )))
     }
+}
+
+/// The completion marker of a generated data set: a file named `name` in the data directory
+/// holding the scale factor, written last, so that a complete directory is reused and an
+/// interrupted one is generated again.
+pub(crate) struct Marker<'a> {
+    /// The benchmark's display name, for errors.
+    pub benchmark: &'a str,
+    /// The data directory.
+    pub dir: &'a Path,
+    /// The marker file's name.
+    pub name: &'a str,
+    /// The scale factor wanted.
+    pub scale: f64,
+}
+
+impl Marker<'_> {
+    /// Whether the directory already holds the complete data set of this scale factor; when not,
+    /// creates the directory for generation.
+    ///
+    /// # Errors
+    /// `Invalid` (after checking the scale factor) for a bad scale factor or a directory holding
+    /// data of another scale; `External` on I/O errors.
+    pub(crate) fn is_complete(&self) -> Result<bool> {
+        check_scale_of(self.benchmark, self.scale)?;
+        let marker = self.dir.join(self.name);
+        let wanted = format_scale(self.scale);
+        match std::fs::read_to_string(&marker) {
+            Ok(found) if found.trim() == wanted => return Ok(true),
+            Ok(found) => {
+                return Err(Error::invalid(format!(
+                    "{} holds {} data of scale factor {}, not {wanted}; choose another --data directory",
+                    self.dir.display(),
+                    self.benchmark,
+                    found.trim()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot read {}", marker.display()), e)),
+        }
+        std::fs::create_dir_all(self.dir)
+            .map_err(|e| Error::io(format!("cannot create {}", self.dir.display()), e))?;
+        Ok(false)
+    }
+
+    /// Writes the marker: the data set is complete.
+    ///
+    /// # Errors
+    /// `External` when the file cannot be written.
+    pub(crate) fn write(&self) -> Result<()> {
+        let marker = self.dir.join(self.name);
+        std::fs::write(&marker, format_scale(self.scale))
+            .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))
+    }
+}
+
+/// Empties (or creates) the directory of one table: files left over from an interrupted run
+/// are removed so the table is generated afresh.
+///
+/// # Errors
+/// `External` on I/O errors.
+pub(crate) fn fresh_table_dir(table_dir: &Path) -> Result<()> {
+    if table_dir.exists() {
+        std::fs::remove_dir_all(table_dir)
+            .map_err(|e| Error::io(format!("cannot remove {}", table_dir.display()), e))?;
+    }
+    std::fs::create_dir_all(table_dir)
+        .map_err(|e| Error::io(format!("cannot create {}", table_dir.display()), e))
+}
+
+/// Runs `work` on every job, on up to `threads` threads, calling `on_done(done, total)` after
+/// each finished job; the first error wins. `benchmark` names the data set if a thread panics.
+///
+/// # Errors
+/// The first error of `work`; `Internal` when a generator thread panicked.
+pub(crate) fn run_jobs<J: Sync>(
+    benchmark: &str,
+    jobs: &[J],
+    threads: usize,
+    on_done: &(dyn Fn(usize, usize) + Sync),
+    work: &(dyn Fn(&J) -> Result<()> + Sync),
+) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1).min(jobs.len()))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else {
+                            return Ok(());
+                        };
+                        work(job)?;
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        on_done(n, jobs.len());
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::internal(format!(
+                        "a {benchmark} generator thread panicked"
+                    )))
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// What [`ensure_data`] did.
@@ -165,23 +285,15 @@ pub fn ensure_data_with_progress(
     threads: usize,
     on_file: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<DataStatus> {
-    check_scale(scale)?;
-    let marker = dir.join(MARKER);
-    let wanted = format_scale(scale);
-    match std::fs::read_to_string(&marker) {
-        Ok(found) if found.trim() == wanted => return Ok(DataStatus::Reused),
-        Ok(found) => {
-            return Err(Error::invalid(format!(
-                "{} holds TPC-H data of scale factor {}, not {wanted}; choose another --data directory",
-                dir.display(),
-                found.trim()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("cannot read {}", marker.display()), e)),
+    let marker = Marker {
+        benchmark: "TPC-H",
+        dir,
+        name: MARKER,
+        scale,
+    };
+    if marker.is_complete()? {
+        return Ok(DataStatus::Reused);
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
 
     // Large tables are split into several files so they can be generated in parallel.
     let parts = (scale.ceil() as i32).max(1);
@@ -191,59 +303,20 @@ pub fn ensure_data_with_progress(
             "region" | "nation" | "supplier" => 1,
             _ => parts,
         };
-        let table_dir = dir.join(table);
-        if table_dir.exists() {
-            // Left over from an interrupted run: start the table afresh.
-            std::fs::remove_dir_all(&table_dir)
-                .map_err(|e| Error::io(format!("cannot remove {}", table_dir.display()), e))?;
-        }
-        std::fs::create_dir_all(&table_dir)
-            .map_err(|e| Error::io(format!("cannot create {}", table_dir.display()), e))?;
+        fresh_table_dir(&dir.join(table))?;
         for part in 1..=n {
             jobs.push((table, part, n));
         }
     }
-    run_jobs(dir, scale, &jobs, threads.max(1), on_file)?;
-    std::fs::write(&marker, &wanted)
-        .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
+    run_jobs("TPC-H", &jobs, threads, on_file, &|&(
+        table,
+        part,
+        parts,
+    )| {
+        generate_part(dir, scale, table, part, parts)
+    })?;
+    marker.write()?;
     Ok(DataStatus::Generated)
-}
-
-/// Runs generation jobs on up to `threads` threads; the first error wins.
-fn run_jobs(
-    dir: &Path,
-    scale: f64,
-    jobs: &[(&'static str, i32, i32)],
-    threads: usize,
-    on_file: &(dyn Fn(usize, usize) + Sync),
-) -> Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(jobs.len()))
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(table, part, parts)) = jobs.get(i) else {
-                            return Ok(());
-                        };
-                        generate_part(dir, scale, table, part, parts)?;
-                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        on_file(n, jobs.len());
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::internal("a TPC-H generator thread panicked")))
-            })
-            .collect()
-    });
-    results.into_iter().collect()
 }
 
 /// Generates part `part` of `parts` of one table into `<dir>/<table>/part-<part>.parquet`.

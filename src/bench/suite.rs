@@ -118,8 +118,8 @@ pub fn tpcds() -> Result<Suite> {
         title: "TPC-DS",
         tables: &tpcds::TABLES,
         query_count: tpcds::QUERY_COUNT,
-        ensure_data: |dir, scale, threads, _| {
-            Ok(tpcds::ensure_data(dir, scale, threads)? == data::DataStatus::Generated)
+        ensure_data: |dir, scale, threads, on_file| {
+            Ok(tpcds::ensure_data(dir, scale, threads, on_file)? == data::DataStatus::Generated)
         },
         create_table_sql: tpcds::create_table_sql,
         default_data_dir: tpcds::default_data_dir,

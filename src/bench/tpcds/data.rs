@@ -23,7 +23,8 @@ use tpcdsgen_arrow::{
 };
 
 use crate::bench::data::{
-    DataStatus, bench_data_dir, format_scale, parquet_table_sql, write_parquet,
+    DataStatus, Marker, bench_data_dir, check_scale_of, fresh_table_dir, parquet_table_sql,
+    run_jobs, write_parquet,
 };
 use crate::error::{Error, Result};
 
@@ -121,85 +122,43 @@ pub fn default_data_dir(scale: f64) -> Result<PathBuf> {
 /// # Errors
 /// `Invalid` for zero, negative, infinite or NaN scale factors.
 pub fn check_scale(scale: f64) -> Result<()> {
-    if scale.is_finite() && scale > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "the TPC-DS scale factor must be a positive number, got {scale}"
-        )))
-    }
+    check_scale_of("TPC-DS", scale)
 }
 
 /// Makes sure `dir` holds the TPC-DS data set of `scale` as Parquet: reuses a complete one,
-/// else (re)generates every table. `threads` bounds how many tables are generated at once.
+/// else (re)generates every table, calling `on_file(done, total)` after each table's file.
+/// `threads` bounds how many tables are generated at once.
 ///
 /// # Errors
 /// `Invalid` when `dir` holds a data set of another scale; `External` on generator, I/O or
 /// Parquet errors.
-pub fn ensure_data(dir: &Path, scale: f64, threads: usize) -> Result<DataStatus> {
-    check_scale(scale)?;
-    let marker = dir.join(MARKER);
-    let wanted = format_scale(scale);
-    match std::fs::read_to_string(&marker) {
-        Ok(found) if found.trim() == wanted => return Ok(DataStatus::Reused),
-        Ok(found) => {
-            return Err(Error::invalid(format!(
-                "{} holds TPC-DS data of scale factor {}, not {wanted}; choose another --data directory",
-                dir.display(),
-                found.trim()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("cannot read {}", marker.display()), e)),
+pub fn ensure_data(
+    dir: &Path,
+    scale: f64,
+    threads: usize,
+    on_file: &(dyn Fn(usize, usize) + Sync),
+) -> Result<DataStatus> {
+    let marker = Marker {
+        benchmark: "TPC-DS",
+        dir,
+        name: MARKER,
+        scale,
+    };
+    if marker.is_complete()? {
+        return Ok(DataStatus::Reused);
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let session = SessionBuilder::new()
         .with_scale_factor(scale)
         .build()
         .map_err(|e| Error::invalid(format!("TPC-DS scale factor {scale}: {e}")))?;
     for table in TABLES {
-        let table_dir = dir.join(table);
-        if table_dir.exists() {
-            // Left over from an interrupted run: start the table afresh.
-            std::fs::remove_dir_all(&table_dir)
-                .map_err(|e| Error::io(format!("cannot remove {}", table_dir.display()), e))?;
-        }
-        std::fs::create_dir_all(&table_dir)
-            .map_err(|e| Error::io(format!("cannot create {}", table_dir.display()), e))?;
+        fresh_table_dir(&dir.join(table))?;
     }
-    run_jobs(dir, &session, threads.max(1))?;
-    std::fs::write(&marker, &wanted)
-        .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
+    run_jobs("TPC-DS", &TABLES, threads, on_file, &|&table| {
+        generate_table(dir, session.clone(), table)
+    })?;
+    marker.write()?;
     Ok(DataStatus::Generated)
-}
-
-/// Generates every table on up to `threads` threads; the first error wins.
-fn run_jobs(dir: &Path, session: &GenSession, threads: usize) -> Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(TABLES.len()))
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&table) = TABLES.get(i) else {
-                            return Ok(());
-                        };
-                        generate_table(dir, session.clone(), table)?;
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::internal("a TPC-DS generator thread panicked")))
-            })
-            .collect()
-    });
-    results.into_iter().collect()
 }
 
 type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
@@ -278,7 +237,7 @@ mod tests {
         assert!(check_scale(0.01).is_ok());
         assert!(check_scale(0.0).is_err());
         assert!(check_scale(f64::NAN).is_err());
-        assert!(ensure_data(Path::new("/nonexistent"), -1.0, 1).is_err());
+        assert!(ensure_data(Path::new("/nonexistent"), -1.0, 1, &|_, _| {}).is_err());
         assert!(default_data_dir(1.0)?.ends_with("bench/tpcds-sf1"));
         Ok(())
     }
@@ -287,8 +246,11 @@ mod tests {
     fn refuses_a_directory_of_another_scale() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         std::fs::write(dir.path().join(MARKER), "0.5").map_err(|e| Error::io("marker", e))?;
-        assert_eq!(ensure_data(dir.path(), 0.5, 1)?, DataStatus::Reused);
-        let err = ensure_data(dir.path(), 0.01, 1).err();
+        assert_eq!(
+            ensure_data(dir.path(), 0.5, 1, &|_, _| {})?,
+            DataStatus::Reused
+        );
+        let err = ensure_data(dir.path(), 0.01, 1, &|_, _| {}).err();
         assert!(err.is_some_and(|e| e.message.contains("scale factor 0.5")));
         Ok(())
     }
