@@ -11,11 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use weir::bench::answers::{compare, is_ordered};
 use weir::bench::tpcds;
 use weir::bench::verify::batches_as_text;
-use weir::{Error, Result, Session, SessionOptions, StatementResult};
+use weir::{Error, Result, Session, SessionOptions};
 
 type Rows = Vec<Vec<Option<String>>>;
 
@@ -53,29 +52,9 @@ async fn session_over(dir: &Path) -> Result<Session> {
     Ok(session)
 }
 
-/// Runs one query like the bench runner does: parse, execute, read every row.
+/// Runs one query like the bench runner does (parse, execute, read every row); its rows as text.
 async fn run_query(session: &mut Session, sql: &str) -> Result<Rows> {
-    let statements = session.parse(sql)?;
-    let [statement] = statements.as_slice() else {
-        return Err(Error::invalid(format!(
-            "a benchmark query must be one statement, found {}",
-            statements.len()
-        )));
-    };
-    let mut batches = Vec::new();
-    match session.execute(statement).await? {
-        StatementResult::Rows(mut rows) => {
-            while let Some(batch) = rows.stream.next().await {
-                batches.push(batch?);
-            }
-        }
-        StatementResult::Status(s) => {
-            return Err(Error::invalid(format!(
-                "a benchmark query must return rows, got '{}'",
-                s.message
-            )));
-        }
-    }
+    let (_, batches) = weir::bench::run_query(session, sql).await?;
     batches_as_text(&batches)
 }
 

@@ -501,7 +501,10 @@ fn machine() -> String {
 }
 
 /// Runs one query as a user would (parse, execute, read every row) and times all of it.
-async fn run_query(session: &mut Session, sql: &str) -> Result<(Duration, Vec<RecordBatch>)> {
+///
+/// # Errors
+/// The query's own error; `Invalid` when the text is not exactly one statement returning rows.
+pub async fn run_query(session: &mut Session, sql: &str) -> Result<(Duration, Vec<RecordBatch>)> {
     let started = Instant::now();
     let statements = session.parse(sql)?;
     let [statement] = statements.as_slice() else {
