@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Layer rule (a module may use only what is listed for it; never the reverse):
-//! - `error`, `types`: nothing of ours.
+//! - `error`, `types`, `units`: nothing of ours.
 //! - `sql`: `error`, `types`.
 //! - `catalog`: `error`, `types`. Exception: `catalog::hive`, a catalog that also supplies its
 //!   tables' providers, additionally uses `sql` (Flink type strings) and `connectors::hive` (the
@@ -34,6 +34,7 @@ pub mod shell;
 pub mod sql;
 pub mod stream;
 pub mod types;
+pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use session::{Session, SessionOptions, StatementResult};

@@ -143,27 +143,10 @@ struct ServeArgs {
     idle_timeout: u64,
 }
 
-/// Parses a byte size: `1048576`, `512K`, `512M`, `2G` (powers of 1024; `B`/`iB` suffixes ok).
+/// Parses a byte size for a flag: `1048576`, `512M`, `2GB`, `1.5g` (powers of 1024; the grammar
+/// of `SET 'weir.memory-limit'`).
 fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 10),
-        Some('M') => (&t[..t.len() - 1], 20),
-        Some('G') => (&t[..t.len() - 1], 30),
-        Some('T') => (&t[..t.len() - 1], 40),
-        _ => (t, 0),
-    };
-    let n: usize = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
-    n.checked_mul(1usize << shift)
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("`{text}` is not a positive size that fits in memory"))
+    weir::session::config::parse_memory_size(text).map_err(|e| e.message)
 }
 
 /// Options of the SQL shell / runner (the default command).

@@ -189,3 +189,23 @@ fn data_dir_from_env() {
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     assert_eq!(stdout(&o), "one\n1\n");
 }
+
+#[test]
+fn memory_limit_flag_uses_the_set_option_grammar() {
+    // Not a size: a usage error naming the value, before anything starts.
+    let o = weir(&["serve", "--memory-limit", "12 parsecs"]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid memory size '12 parsecs'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = weir(&["serve", "--memory-limit", "0"]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    // The same spellings as `SET 'weir.memory-limit'` are accepted by the flag's parser (checked
+    // through --help-free parsing: a bad --port after a good size fails on the port, not the size).
+    let o = weir(&["serve", "--memory-limit", "1.5g", "--port", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("memory size"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--port"), "{}", stderr(&o));
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::units::{parse_duration, parse_memory_size};
 
 /// A table's options seen through one connector: lookups, typed parsing and error messages.
 #[derive(Debug, Clone)]
@@ -193,47 +194,6 @@ pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Splits "128 MB" into (128, "mb").
-fn split_number_unit(v: &str) -> Option<(u64, String)> {
-    let v = v.trim();
-    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    if digits == 0 {
-        return None;
-    }
-    let number = v[..digits].parse::<u64>().ok()?;
-    Some((number, v[digits..].trim().to_ascii_lowercase()))
-}
-
-/// Parses Flink's memory sizes: a number with an optional unit (b, k/kb, m/mb, g/gb, t/tb;
-/// Flink's units are binary, 1kb = 1024 bytes).
-pub(crate) fn parse_memory_size(v: &str) -> Option<u64> {
-    let (n, unit) = split_number_unit(v)?;
-    let factor: u64 = match unit.as_str() {
-        "" | "b" | "bytes" => 1,
-        "k" | "kb" | "kibibytes" => 1 << 10,
-        "m" | "mb" | "mebibytes" => 1 << 20,
-        "g" | "gb" | "gibibytes" => 1 << 30,
-        "t" | "tb" | "tebibytes" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(factor)
-}
-
-/// Parses Flink's durations: a number with an optional unit (ms, s, min, h, d and their long
-/// forms); a plain number is milliseconds.
-pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
-    let (n, unit) = split_number_unit(v)?;
-    let millis: u64 = match unit.as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "min" | "m" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(millis).map(Duration::from_millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,19 +203,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn parses_sizes_and_durations() {
-        assert_eq!(parse_memory_size("128MB"), Some(128 << 20));
-        assert_eq!(parse_memory_size("64 kb"), Some(64 << 10));
-        assert_eq!(parse_memory_size("1024"), Some(1024));
-        assert_eq!(parse_memory_size("12 parsecs"), None);
-        assert_eq!(parse_memory_size("MB"), None);
-        assert_eq!(parse_duration("30 min"), Some(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("soon"), None);
     }
 
     #[test]

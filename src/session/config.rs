@@ -56,6 +56,11 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
         "execution.runtime-mode" => one_of(&["batch", "streaming", "auto"]),
         "sql-client.execution.result-mode" => one_of(&["table", "tableau", "changelog"]),
         "weir.memory-limit" => parse_memory_size(value).map(|_| ()),
+        "table.exec.state.ttl" | "table.exec.source.idle-timeout" => {
+            crate::stream::parse_duration(value)
+                .map(|_| ())
+                .map_err(|e| e.context(format!("in '{key}'")))
+        }
         "parallelism.default" => match value.parse::<usize>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(Error::invalid(format!(
@@ -70,31 +75,20 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     }
 }
 
-/// Parses a memory size such as `2GB`, `512 MB`, `1.5g`, `64KiB` or `1000000` (bytes); units
-/// are powers of 1024.
+/// Parses a positive memory size such as `2GB`, `512 MB`, `1.5g`, `64KiB` or `1000000` (bytes);
+/// the grammar is [`crate::units::parse_memory_size`] (units are powers of 1024).
 ///
 /// # Errors
-/// `Invalid` when the text is not a positive size.
+/// `Invalid` when the text is not a positive size that fits in memory.
 pub fn parse_memory_size(text: &str) -> Result<usize> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => f64::NAN,
-    };
-    match number.parse::<f64>() {
-        Ok(n) if n > 0.0 && (n * scale).is_finite() && n * scale >= 1.0 => Ok((n * scale) as usize),
-        _ => Err(Error::invalid(format!(
-            "invalid memory size '{text}'; expected a positive size such as 2GB, 512MB or 1000000"
-        ))),
-    }
+    crate::units::parse_memory_size(text)
+        .filter(|&n| n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid memory size '{text}'; expected a positive size such as 2GB, 512MB or 1000000"
+            ))
+        })
 }
 
 /// Builds the DataFusion session state for the current options.

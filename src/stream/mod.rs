@@ -157,30 +157,17 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
     })
 }
 
-/// Parses a Flink duration: `500 ms`, `10s`, `1 min`, `2 h`, `1 d`; a bare number is ms.
+/// Parses a Flink duration: `500 ms`, `10s`, `1 min`, `2 h`, `1 d`; a bare number is ms (the
+/// grammar is [`crate::units::parse_duration`]).
 ///
 /// # Errors
 /// `Invalid` when the text is not a duration.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        Error::invalid(format!("'{text}' is not a duration (e.g. '10 s', '1 min')"))
-    })?;
-    let ms = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
-        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
-        "m" | "min" | "mins" | "minute" | "minutes" => n * 60_000,
-        "h" | "hour" | "hours" => n * 3_600_000,
-        "d" | "day" | "days" => n * 86_400_000,
-        other => {
-            return Err(Error::invalid(format!(
-                "'{text}': unknown time unit '{other}' (use ms, s, min, h or d)"
-            )));
-        }
-    };
-    Ok(Duration::from_millis(ms))
+    crate::units::parse_duration(text).ok_or_else(|| {
+        Error::invalid(format!(
+            "'{text}' is not a duration (e.g. '500 ms', '10 s', '1 min', '2 h', '1 d')"
+        ))
+    })
 }
 
 #[cfg(test)]

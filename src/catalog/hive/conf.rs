@@ -65,7 +65,7 @@ impl HiveConfig {
         let (host, port) = parse_uri(&uri).map_err(|e| e.context(format!("catalog `{name}`")))?;
         let timeout = match options.get("timeout") {
             None => DEFAULT_TIMEOUT,
-            Some(t) => parse_duration(t).ok_or_else(|| {
+            Some(t) => parse_timeout(t).ok_or_else(|| {
                 Error::invalid(format!(
                     "catalog `{name}`: option 'timeout' = '{t}' is not a duration of at most a day (e.g. '10 s', '500 ms', '2 min')"
                 ))
@@ -140,19 +140,10 @@ fn parse_uri(uri: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let d = match unit.trim().to_ascii_lowercase().as_str() {
-        "ms" | "millis" | "milliseconds" => Duration::from_millis(n),
-        "" | "s" | "sec" | "second" | "seconds" => Duration::from_secs(n),
-        "min" | "minute" | "minutes" => Duration::from_secs(n.checked_mul(60)?),
-        _ => return None,
-    };
-    // At most a day: a bound, not a way to wait forever.
-    (!d.is_zero() && d <= Duration::from_secs(86_400)).then_some(d)
+/// The metastore call timeout: a Flink duration, positive and at most a day (a bound, not a way
+/// to wait forever).
+fn parse_timeout(text: &str) -> Option<Duration> {
+    crate::units::parse_duration(text).filter(|d| !d.is_zero() && *d <= Duration::from_secs(86_400))
 }
 
 /// The `<property><name>..</name><value>..</value></property>` pairs of a Hadoop-style
