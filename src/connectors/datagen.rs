@@ -53,6 +53,9 @@ const FIELD_OPTIONS: &[&str] = &[
 const DEFAULT_RATE: u64 = 10_000;
 /// Rows per generated batch.
 const BATCH_SIZE: usize = 8192;
+/// At most this many bytes of generated strings/bytes per batch (fewer rows per batch for long
+/// values), so a batch stays well inside Arrow's 2 GiB offset limit and memory stays bounded.
+const BATCH_BYTES: usize = 16 << 20;
 /// Default length of generated strings and bytes.
 const DEFAULT_LENGTH: usize = 100;
 /// At most this many partitions.
@@ -324,7 +327,7 @@ fn parse_field(o: &ConnectorOptions, name: &str, ty: &SqlType) -> Result<FieldGe
                     | SqlType::Varchar { length }
                     | SqlType::Binary { length }
                     | SqlType::Varbinary { length } => *length as usize,
-                    _ => usize::MAX,
+                    _ => crate::types::MAX_LENGTH as usize,
                 };
                 let length = match o.u64(&key("length"))? {
                     Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -595,6 +598,7 @@ impl ExecutionPlan for DatagenExec {
         let rate = self.rate;
         // Paced: about a tenth of a second of rows per batch.
         let chunk = rate.map_or(BATCH_SIZE as u64, |r| (r / 10).clamp(1, BATCH_SIZE as u64));
+        let chunk = chunk.min(rows_per_batch(&fields) as u64);
         let started = std::time::Instant::now();
         let stream = futures::stream::unfold(state, move |(next, mut rng)| {
             let schema = Arc::clone(&schema);
@@ -623,6 +627,20 @@ impl ExecutionPlan for DatagenExec {
     }
 }
 
+/// Rows per batch for these fields: [`BATCH_SIZE`], fewer when long strings or bytes would put
+/// more than [`BATCH_BYTES`] in a batch (always at least one row).
+fn rows_per_batch(fields: &[FieldGen]) -> usize {
+    let widest = fields
+        .iter()
+        .map(|f| match f.kind {
+            // Strings are hex: one byte per character.
+            Kind::RandomString { length } | Kind::RandomBytes { length } => length,
+            _ => 0,
+        })
+        .sum::<usize>();
+    (BATCH_BYTES / widest.max(1)).clamp(1, BATCH_SIZE)
+}
+
 fn generate_batch(
     schema: &SchemaRef,
     fields: &[FieldGen],
@@ -644,10 +662,17 @@ fn generate_batch(
 
 /// A hex string of `length` characters.
 fn hex_string(rng: &mut StdRng, length: usize) -> String {
-    const HEX: &[u8] = b"0123456789abcdef";
-    (0..length)
-        .map(|_| char::from(HEX[rng.random_range(0..16usize)]))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(length);
+    // Sixteen hex digits from each random u64.
+    while out.len() < length {
+        let mut bits: u64 = rng.random();
+        for _ in 0..(length - out.len()).min(16) {
+            out.push(char::from(HEX[(bits & 15) as usize]));
+            bits >>= 4;
+        }
+    }
+    out
 }
 
 fn now_millis() -> i64 {
@@ -677,7 +702,11 @@ fn generate_column(field: &FieldGen, first: u64, n: usize, rng: &mut StdRng) -> 
         )),
         Kind::RandomBytes { length } => {
             let values: Vec<Vec<u8>> = (0..n)
-                .map(|_| (0..*length).map(|_| rng.random::<u8>()).collect())
+                .map(|_| {
+                    let mut value = vec![0u8; *length];
+                    rng.fill(value.as_mut_slice());
+                    value
+                })
                 .collect();
             Arc::new(BinaryArray::from_iter_values(values))
         }
@@ -691,7 +720,8 @@ fn generate_column(field: &FieldGen, first: u64, n: usize, rng: &mut StdRng) -> 
         }
         Kind::RandomTimestamp { max_past } => {
             let now = now_millis();
-            let max = max_past.as_millis().min(i64::MAX as u128 / 2) as i64;
+            // Capped at about a million days, as DATE: far past stays a valid timestamp.
+            let max = max_past.as_millis().min(1_000_000 * 86_400_000) as i64;
             Arc::new(TimestampMillisecondArray::from_iter_values(
                 (0..n).map(|_| now - rng.random_range(0..=max)),
             ))
@@ -743,5 +773,39 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn long_strings_come_in_smaller_batches() {
+        let length = 1 << 16;
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let fields = vec![FieldGen {
+            name: "s".into(),
+            data_type: DataType::Utf8,
+            kind: Kind::RandomString { length },
+            null_rate: 0.0,
+        }];
+        let exec = DatagenExec::new(schema, fields, 600, 1);
+        let mut stream = exec.execute(0, SessionContext::new().task_ctx()).unwrap();
+        let (mut rows, mut batches) = (0, 0);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.unwrap();
+            // 16 MiB of 64 KiB strings: at most 256 rows a batch (not 8192, 512 MiB; with 1 MiB
+            // strings that would be 8 GiB, past Arrow's 2 GiB string offsets).
+            assert!(batch.num_rows() <= 256, "{}", batch.num_rows());
+            batches += 1;
+            let col = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            assert!(col.iter().all(|v| v.map(str::len) == Some(length)));
+            rows += batch.num_rows();
+        }
+        assert_eq!(rows, 600);
+        assert!(batches >= 3, "{batches}");
+        let hex = hex_string(&mut StdRng::seed_from_u64(7), 37);
+        assert_eq!(hex.len(), 37);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
     }
 }

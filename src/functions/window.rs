@@ -73,13 +73,22 @@ impl WindowKind {
     }
 
     fn check_multiple(&self, size: i64, what: &str, unit: i64) -> Result<()> {
-        if size % unit == 0 {
-            return Ok(());
+        if size % unit != 0 {
+            return Err(Error::invalid(format!(
+                "{} window size ({size} ms) must be an integral multiple of the {what} ({unit} ms)",
+                self.name()
+            )));
         }
-        Err(Error::invalid(format!(
-            "{} window size ({size} ms) must be an integral multiple of the {what} ({unit} ms)",
-            self.name()
-        )))
+        // Each row is copied into every window it belongs to.
+        if size / unit > MAX_WINDOWS_PER_ROW {
+            return Err(Error::invalid(format!(
+                "{} window size ({size} ms) / {what} ({unit} ms) puts each row in {} windows; at \
+                 most {MAX_WINDOWS_PER_ROW} are supported yet (use a larger {what})",
+                self.name(),
+                size / unit
+            )));
+        }
+        Ok(())
     }
 
     /// The windows `[start, end)` (in ms) a row with time `ts` (ms) belongs to.
@@ -114,6 +123,11 @@ impl WindowKind {
         }
     }
 }
+
+/// The most windows one row may belong to (HOP: size / slide; CUMULATE: size / step). Rows are
+/// copied into each of their windows, so a 1 ms slide over a day (86.4 million copies of every
+/// row) is refused rather than run out of memory.
+pub const MAX_WINDOWS_PER_ROW: i64 = 100_000;
 
 /// The start of the window of length `size` (aligned at `offset`) that holds `ts`.
 pub fn window_start(ts: i64, offset: i64, size: i64) -> i64 {
@@ -381,5 +395,34 @@ mod tests {
                 .is_err()
         );
         assert!(WindowKind::Session { gap: 5 }.validate().is_ok());
+        // A one-second slide over a day: 86,400 windows a row, allowed; a millisecond slide
+        // (86.4 million) is refused with the count.
+        let day = 86_400_000;
+        assert!(
+            WindowKind::Hop {
+                slide: 1_000,
+                size: day,
+                offset: 0
+            }
+            .validate()
+            .is_ok()
+        );
+        let err = WindowKind::Hop {
+            slide: 1,
+            size: day,
+            offset: 0,
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.message.contains("86400000 windows"), "{err}");
+        assert!(
+            WindowKind::Cumulate {
+                step: 1,
+                size: day,
+                offset: 0
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -61,10 +61,10 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
                 .map(|_| ())
                 .map_err(|e| e.context(format!("in '{key}'")))
         }
-        "parallelism.default" => match value.parse::<usize>() {
+        "parallelism.default" | "weir.stream.channel-capacity" => match value.parse::<usize>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(Error::invalid(format!(
-                "'parallelism.default' must be a positive integer, got '{value}'"
+                "'{key}' must be a positive integer, got '{value}'"
             ))),
         },
         _ if KNOWN_PREFIXES.iter().any(|p| key.starts_with(p)) => Ok(()),
