@@ -63,6 +63,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(DateFormat::new()),
         ScalarUDF::new_from_impl(SplitIndex::new()),
         ScalarUDF::new_from_impl(RegexpExtract::new()),
+        ScalarUDF::new_from_impl(super::timestamp_arith::TimestampDiff::new()),
+        ScalarUDF::new_from_impl(super::timestamp_arith::TimestampAdd::new()),
     ];
     for part in Part::ALL {
         out.push(ScalarUDF::new_from_impl(DatePart::new(part)));
@@ -76,7 +78,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
 
 /// Runs a kernel over the arguments as arrays; when every argument is a scalar, the result is a
 /// scalar too.
-fn run(
+pub(super) fn run(
     args: &[ColumnarValue],
     kernel: impl FnOnce(&[ArrayRef]) -> DfResult<ArrayRef>,
 ) -> DfResult<ColumnarValue> {
@@ -106,7 +108,7 @@ fn coerce_string(func: &str, t: &DataType) -> DfResult<DataType> {
 }
 
 /// Coerces an integer argument to `Int64`.
-fn coerce_integer(func: &str, t: &DataType) -> DfResult<DataType> {
+pub(super) fn coerce_integer(func: &str, t: &DataType) -> DfResult<DataType> {
     if t.is_integer() || t == &DataType::Null {
         Ok(DataType::Int64)
     } else {
@@ -125,7 +127,7 @@ fn coerce_temporal(func: &str, t: &DataType) -> DfResult<DataType> {
     }
 }
 
-fn check_arity(func: &str, arg_types: &[DataType], allowed: &[usize]) -> DfResult<()> {
+pub(super) fn check_arity(func: &str, arg_types: &[DataType], allowed: &[usize]) -> DfResult<()> {
     if allowed.contains(&arg_types.len()) {
         Ok(())
     } else {
@@ -146,7 +148,7 @@ fn display_zone(value_zone: &str, session_zone: Option<&str>) -> DfResult<Tz> {
 }
 
 /// Splits a timestamp value in `unit` into seconds and nanoseconds since the epoch.
-fn split_epoch(value: i64, unit: TimeUnit) -> (i64, u32) {
+pub(super) fn split_epoch(value: i64, unit: TimeUnit) -> (i64, u32) {
     let per_second: i64 = match unit {
         TimeUnit::Second => 1,
         TimeUnit::Millisecond => 1_000,
@@ -193,7 +195,7 @@ fn typed_timestamps<T: ArrowTimestampType>(
 }
 
 /// The wall-clock date-times of a timestamp array (of any unit), row by row.
-fn local_datetimes(
+pub(super) fn local_datetimes(
     array: &ArrayRef,
     session_zone: Option<&str>,
 ) -> DfResult<Vec<Option<NaiveDateTime>>> {
@@ -215,7 +217,7 @@ fn local_datetimes(
     }
 }
 
-fn session_zone(args: &ScalarFunctionArgs) -> Option<String> {
+pub(super) fn session_zone(args: &ScalarFunctionArgs) -> Option<String> {
     args.config_options.execution.time_zone.clone()
 }
 

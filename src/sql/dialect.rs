@@ -25,6 +25,11 @@
 //!   `MAP<K, V>`, `ROW<a INT>`, ...) and stored in its canonical AST form
 //!   ([`crate::sql::sql_type_to_ast`]); a type that is not Flink's falls back to sqlparser's own
 //!   type grammar (so DataFusion spellings keep working).
+//! - **`TIMESTAMPDIFF(unit, t1, t2)`** and **`TIMESTAMPADD(unit, n, t)`**: the unit is a
+//!   keyword (`SECOND`, `MINUTE`, `HOUR`, `DAY`, `WEEK`, `MONTH`, `QUARTER`, `YEAR`), which
+//!   would otherwise parse as a column name; it becomes an upper-case string literal, the
+//!   first argument of the function of that name (`crate::functions::timestamp_arith`). Any
+//!   other word there is a syntax error that lists the units.
 //! - `FOR SYSTEM_TIME AS OF t.proctime` (temporal joins) and `COUNT(..) FILTER (WHERE ..)` are
 //!   sqlparser features switched on here.
 
@@ -91,6 +96,13 @@ impl Dialect for FlinkDialect {
         };
         if w.quote_style.is_some() {
             return None;
+        }
+        if second.token == Token::LParen
+            && ["TIMESTAMPDIFF", "TIMESTAMPADD"]
+                .iter()
+                .any(|f| w.value.eq_ignore_ascii_case(f))
+        {
+            return Some(parse_time_unit_function(parser));
         }
         match w.keyword {
             Keyword::TABLE if table_name_follows(&second.token) => {
@@ -231,6 +243,42 @@ pub(crate) fn function(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: Vec::new(),
     })
+}
+
+/// The units `TIMESTAMPDIFF` and `TIMESTAMPADD` take, as Flink spells them.
+pub const TIME_UNITS: [&str; 8] = [
+    "SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "QUARTER", "YEAR",
+];
+
+/// `TIMESTAMPDIFF ( unit , expr , expr )` / `TIMESTAMPADD ( unit , expr , expr )`: the unit
+/// keyword becomes a string literal; the arguments' count is checked by the function.
+fn parse_time_unit_function(p: &mut Parser) -> Result<Expr, ParserError> {
+    let name = p.next_token().to_string().to_lowercase();
+    p.expect_token(&Token::LParen)?;
+    let unit = p.next_token();
+    let word = match &unit.token {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_uppercase(),
+        _ => String::new(),
+    };
+    // Calcite's `SQL_TSI_DAY` spellings are accepted too.
+    let word = word.strip_prefix("SQL_TSI_").unwrap_or(&word).to_string();
+    if !TIME_UNITS.contains(&word.as_str()) {
+        return Err(ParserError::ParserError(format!(
+            "{} expects a time unit ({}) as its first argument, found: {}{}",
+            name.to_uppercase(),
+            TIME_UNITS.join(", "),
+            unit.token,
+            unit.span.start
+        )));
+    }
+    let mut args = vec![Expr::value(
+        datafusion::sql::sqlparser::ast::Value::SingleQuotedString(word),
+    )];
+    if p.consume_token(&Token::Comma) {
+        args.extend(p.parse_comma_separated(Parser::parse_expr)?);
+    }
+    p.expect_token(&Token::RParen)?;
+    Ok(function(&name, args))
 }
 
 /// `CAST ( expr AS <flink type> )`.
