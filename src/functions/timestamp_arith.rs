@@ -24,8 +24,9 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int32Builder, PrimitiveArray, PrimitiveBuilder,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Field, FieldRef, Int64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowTimestampType, DataType, Date32Type, Field, FieldRef, Int64Type, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
 use datafusion::error::Result as DfResult;
@@ -258,17 +259,45 @@ fn add_result_type(unit: Unit, t: &DataType) -> DataType {
     }
 }
 
-/// Adds `n` units to raw timestamp values of `time_unit`.
-fn add_to_timestamps<T>(
+/// Adds `n` units to every timestamp of `points` (of any time unit; its zone is kept).
+fn add_to_timestamps(
+    func: &str,
+    points: &ArrayRef,
+    amounts: &PrimitiveArray<Int64Type>,
+    unit: Unit,
+) -> DfResult<ArrayRef> {
+    let DataType::Timestamp(time_unit, zone) = points.data_type() else {
+        return exec_err!("{func} expects a TIMESTAMP, got {}", points.data_type());
+    };
+    let zone = zone.clone();
+    Ok(match time_unit {
+        TimeUnit::Second => Arc::new(
+            add_typed::<TimestampSecondType>(func, points.as_primitive(), amounts, unit)?
+                .with_timezone_opt(zone),
+        ),
+        TimeUnit::Millisecond => Arc::new(
+            add_typed::<TimestampMillisecondType>(func, points.as_primitive(), amounts, unit)?
+                .with_timezone_opt(zone),
+        ),
+        TimeUnit::Microsecond => Arc::new(
+            add_typed::<TimestampMicrosecondType>(func, points.as_primitive(), amounts, unit)?
+                .with_timezone_opt(zone),
+        ),
+        TimeUnit::Nanosecond => Arc::new(
+            add_typed::<TimestampNanosecondType>(func, points.as_primitive(), amounts, unit)?
+                .with_timezone_opt(zone),
+        ),
+    })
+}
+
+/// [`add_to_timestamps`] for one time unit `T`.
+fn add_typed<T: ArrowTimestampType>(
     func: &str,
     values: &PrimitiveArray<T>,
     amounts: &PrimitiveArray<Int64Type>,
     unit: Unit,
-    time_unit: TimeUnit,
-) -> DfResult<PrimitiveArray<T>>
-where
-    T: datafusion::arrow::datatypes::ArrowTimestampType,
-{
+) -> DfResult<PrimitiveArray<T>> {
+    let time_unit = T::UNIT;
     let per_second: i64 = match time_unit {
         TimeUnit::Second => 1,
         TimeUnit::Millisecond => 1_000,
@@ -382,54 +411,9 @@ impl ScalarUDFImpl for TimestampAdd {
                         points,
                         &DataType::Timestamp(TimeUnit::Millisecond, None),
                     )?;
-                    Arc::new(add_to_timestamps(
-                        FUNC,
-                        millis.as_primitive::<TimestampMillisecondType>(),
-                        amounts,
-                        unit,
-                        TimeUnit::Millisecond,
-                    )?)
+                    add_to_timestamps(FUNC, &millis, amounts, unit)?
                 }
-                DataType::Timestamp(time_unit, zone) => {
-                    let added: ArrayRef = match time_unit {
-                        TimeUnit::Second => Arc::new(add_to_timestamps(
-                            FUNC,
-                            points.as_primitive::<TimestampSecondType>(),
-                            amounts,
-                            unit,
-                            time_unit,
-                        )?),
-                        TimeUnit::Millisecond => Arc::new(add_to_timestamps(
-                            FUNC,
-                            points.as_primitive::<TimestampMillisecondType>(),
-                            amounts,
-                            unit,
-                            time_unit,
-                        )?),
-                        TimeUnit::Microsecond => Arc::new(add_to_timestamps(
-                            FUNC,
-                            points.as_primitive::<TimestampMicrosecondType>(),
-                            amounts,
-                            unit,
-                            time_unit,
-                        )?),
-                        TimeUnit::Nanosecond => Arc::new(add_to_timestamps(
-                            FUNC,
-                            points.as_primitive::<TimestampNanosecondType>(),
-                            amounts,
-                            unit,
-                            time_unit,
-                        )?),
-                    };
-                    match zone {
-                        // Keep the argument's zone on the result.
-                        Some(z) => datafusion::arrow::compute::cast(
-                            &added,
-                            &DataType::Timestamp(time_unit, Some(z)),
-                        )?,
-                        None => added,
-                    }
-                }
+                DataType::Timestamp(_, _) => add_to_timestamps(FUNC, points, amounts, unit)?,
                 other => return exec_err!("{FUNC} expects a TIMESTAMP or DATE, got {other}"),
             };
             Ok(result)
