@@ -10,6 +10,16 @@
 //! the streaming run materializes each query's changelog and must give the same rows as batch.
 //! That is the unification invariant; queries there use `rowsort` (a changelog has no order).
 //!
+//! **Scheduling independence.** Unified files also run over *split* data: every input file cut
+//! into nine files (rows spread over them at random but each file keeping the rows' order, so
+//! every file is ordered within the watermark delay and covers an overlapping stretch of time; one
+//! file empty, one about ten times longer than the others), in streaming mode at parallelism 1, 2
+//! and 4, with one split per file or byte-range splits of 64 bytes, under the perturbation mode
+//! (`'weir.testing.perturbation-seed'`: random batch sizes, split and channel polling order,
+//! yields). Every final result must equal batch mode's. `cargo test` runs a sample of that matrix
+//! (one run per parallelism, seed and layout varying); `WEIR_LONG_TESTS=1` runs all of it (three
+//! parallelisms x three seeds x two layouts).
+//!
 //! `cargo test --test sqllogictests` runs them all; `-- <filter>` runs files whose path contains
 //! the filter; `-- --complete` rewrites the expected output of the files from what Weir returns
 //! (review the diff!).
@@ -27,6 +37,8 @@ use weir::{Session, SessionOptions, StatementResult};
 struct WeirDb {
     session: Session,
     scratch: PathBuf,
+    /// What `__DATA__` stands for.
+    data: PathBuf,
 }
 
 #[derive(Debug)]
@@ -87,7 +99,7 @@ impl sqllogictest::AsyncDB for WeirDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/data");
+        let data = &self.data;
         let sql = sql
             .replace("__SCRATCH__", &self.scratch.display().to_string())
             .replace("__DATA__", &data.display().to_string());
@@ -175,36 +187,159 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-async fn run_file(path: &Path, complete: bool, mode: Option<&'static str>) -> Result<(), String> {
+/// How a unified file runs.
+#[derive(Debug, Clone)]
+struct Mode {
+    /// `batch` or `streaming`.
+    runtime: &'static str,
+    parallelism: usize,
+    /// Read the split copies of the data files (see the module documentation).
+    split_data: bool,
+    /// `'weir.stream.split-size'`: byte-range splits instead of one split per file.
+    split_size: Option<&'static str>,
+    seed: Option<u64>,
+}
+
+impl Mode {
+    fn plain(runtime: &'static str, parallelism: usize) -> Mode {
+        Mode {
+            runtime,
+            parallelism,
+            split_data: false,
+            split_size: None,
+            seed: None,
+        }
+    }
+
+    fn label(&self) -> String {
+        let mut l = self.runtime.to_string();
+        if self.parallelism != 1 {
+            l.push_str(&format!("-p{}", self.parallelism));
+        }
+        if self.split_data {
+            l.push_str(match self.split_size {
+                Some(_) => " byte-ranges",
+                None => " files",
+            });
+        }
+        if let Some(seed) = self.seed {
+            l.push_str(&format!(" seed={seed}"));
+        }
+        l
+    }
+}
+
+/// The scheduling-independence runs (see the module documentation).
+fn split_modes(long: bool) -> Vec<Mode> {
+    let mut modes = Vec::new();
+    for (i, parallelism) in [1usize, 2, 4].into_iter().enumerate() {
+        for seed in 1..=3u64 {
+            for split_size in [None, Some("64b")] {
+                let sampled = (seed as usize - 1) == i && split_size.is_some() == (i % 2 == 1);
+                if long || sampled {
+                    modes.push(Mode {
+                        runtime: "streaming",
+                        parallelism,
+                        split_data: true,
+                        split_size,
+                        seed: Some(seed),
+                    });
+                }
+            }
+        }
+    }
+    modes
+}
+
+/// Copies every CSV file of `data` into a directory of the same name under `out`, its rows spread
+/// over nine files: row order kept within each file, one file empty, file 1 weighted ten times
+/// the others. Deterministic (a fixed-seed generator).
+fn split_data(data: &Path, out: &Path) -> std::io::Result<()> {
+    let mut state: u64 = 0x5eed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    // Weights of files 0..8: file 1 ten times the others, file 8 empty.
+    let weights = [1usize, 10, 1, 1, 1, 1, 1, 1, 0];
+    let total: usize = weights.iter().sum();
+    for entry in std::fs::read_dir(data)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let mut parts: Vec<String> = weights.iter().map(|_| format!("{header}\n")).collect();
+        for line in lines {
+            let mut pick = next() % total;
+            let mut file = 0;
+            while pick >= weights[file] {
+                pick -= weights[file];
+                file += 1;
+            }
+            parts[file].push_str(line);
+            parts[file].push('\n');
+        }
+        let dir = out.join(path.file_name().unwrap_or_default());
+        std::fs::create_dir_all(&dir)?;
+        for (i, part) in parts.iter().enumerate() {
+            std::fs::write(dir.join(format!("part-{i}.csv")), part)?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_file(
+    path: &Path,
+    complete: bool,
+    mode: Option<Mode>,
+    split_dir: &Path,
+) -> Result<(), String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let scratch_path = Arc::new(scratch.path().to_path_buf());
+    let split_dir = split_dir.to_path_buf();
     let make = {
         let scratch_path = Arc::clone(&scratch_path);
         move || {
             let scratch_path = Arc::clone(&scratch_path);
+            let mode = mode.clone();
+            let split_dir = split_dir.clone();
             async move {
                 let mut session = Session::open(SessionOptions {
                     data_dir: Some(scratch_path.join("data")),
                 })
                 .await
                 .map_err(|e| DbError(e.to_string()))?;
-                if let Some(mode) = mode {
-                    // `streaming-p2`: streaming with two instances per keyed operator.
-                    let (mode, parallelism) = match mode.split_once("-p") {
-                        Some((m, p)) => (m, p),
-                        None => (mode, "1"),
-                    };
+                let mut data = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/data");
+                if let Some(mode) = &mode {
+                    let runtime = mode.runtime;
+                    let parallelism = mode.parallelism;
                     // Streaming reads small batches, so watermarks advance inside a file and
                     // out-of-order rows arrive after newer ones (within the watermark's bound).
-                    let small = if mode == "streaming" {
-                        " SET 'datafusion.execution.batch_size' = '7';"
+                    let mut extra = if runtime == "streaming" {
+                        " SET 'datafusion.execution.batch_size' = '7';".to_string()
                     } else {
-                        ""
+                        String::new()
                     };
+                    if let Some(size) = mode.split_size {
+                        extra.push_str(&format!(" SET 'weir.stream.split-size' = '{size}';"));
+                    }
+                    if let Some(seed) = mode.seed {
+                        extra.push_str(&format!(
+                            " SET 'weir.testing.perturbation-seed' = '{seed}';"
+                        ));
+                    }
+                    if mode.split_data {
+                        data = split_dir.to_path_buf();
+                    }
                     session
                         .execute_sql(&format!(
-                            "SET 'execution.runtime-mode' = '{mode}'; SET 'table.dml-sync' = 'true'; \
-                             SET 'parallelism.default' = '{parallelism}';{small}"
+                            "SET 'execution.runtime-mode' = '{runtime}'; SET 'table.dml-sync' = 'true'; \
+                             SET 'parallelism.default' = '{parallelism}';{extra}"
                         ))
                         .await
                         .map_err(|e| DbError(e.to_string()))?;
@@ -212,6 +347,7 @@ async fn run_file(path: &Path, complete: bool, mode: Option<&'static str>) -> Re
                 Ok(WeirDb {
                     session,
                     scratch: scratch_path.to_path_buf(),
+                    data,
                 })
             }
         }
@@ -245,6 +381,9 @@ async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
     let mut files = Vec::new();
     slt_files(&root, &mut files);
+    let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
+    let split_dir = tempfile::tempdir().expect("a temporary directory");
+    split_data(&root.join("data"), split_dir.path()).expect("split copies of the data files");
     let (mut passed, mut failed) = (0, 0);
     for file in files {
         let name = file
@@ -256,21 +395,27 @@ async fn main() {
             continue;
         }
         // Unified files: batch first (and only batch with --complete: it writes the answers).
-        let modes: &[Option<&'static str>] = if name.starts_with("unified") {
+        let modes: Vec<Option<Mode>> = if name.starts_with("unified") {
             if complete {
-                &[Some("batch")]
+                vec![Some(Mode::plain("batch", 1))]
             } else {
-                &[Some("batch"), Some("streaming"), Some("streaming-p2")]
+                let mut m = vec![
+                    Some(Mode::plain("batch", 1)),
+                    Some(Mode::plain("streaming", 1)),
+                    Some(Mode::plain("streaming", 2)),
+                ];
+                m.extend(split_modes(long).into_iter().map(Some));
+                m
             }
         } else {
-            &[None]
+            vec![None]
         };
         for mode in modes {
-            let label = match mode {
-                Some(m) => format!("{name} [{m}]"),
+            let label = match &mode {
+                Some(m) => format!("{name} [{}]", m.label()),
                 None => name.clone(),
             };
-            match run_file(&file, complete, *mode).await {
+            match run_file(&file, complete, mode, split_dir.path()).await {
                 Ok(()) => {
                     passed += 1;
                     println!("test {label} ... ok");

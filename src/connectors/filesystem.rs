@@ -35,12 +35,14 @@ use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::execution::TaskContext;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use super::context_exec::ScanContextExec;
 use super::file_sink::FileSink;
 use super::options::ConnectorOptions;
-use super::stream_exec::StreamExec;
+use super::stream_exec::{SplitDiscovery, StreamExec};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::types::SqlType;
@@ -662,6 +664,8 @@ impl FilesystemTable {
             layout: self.layout.clone(),
         });
         let projection = projection.cloned();
+        let projection_for_discovery = projection.clone();
+        let discovery_session = session.clone();
         let out_schema = Arc::clone(&schema);
         let open = Arc::new(move |_partition: usize, _ctx| {
             let (tx, mut rx) = tokio::sync::mpsc::channel(2);
@@ -678,6 +682,16 @@ impl FilesystemTable {
                 batches,
             )) as _)
         });
+        let discovery = Arc::new(MonitorDiscovery {
+            table: Arc::new(FilesystemTable {
+                name: self.name.clone(),
+                config: Arc::clone(&self.config),
+                layout: self.layout.clone(),
+            }),
+            session: discovery_session,
+            projection: projection_for_discovery,
+            interval,
+        });
         Ok(Arc::new(StreamExec::new(
             "FileMonitorExec",
             format!(
@@ -690,7 +704,8 @@ impl FilesystemTable {
             1,
             false,
             open,
-        )))
+        )
+        .with_discovery(discovery)))
     }
 
     /// The data files under the table's path now (a single-file table: that file).
@@ -725,6 +740,100 @@ impl FilesystemTable {
         files.sort();
         Ok(files)
     }
+}
+
+/// New files of a watched directory as splits of a streaming job: each instance lists the
+/// directory every interval and reads the new files whose name hashes to it (a stable FNV-1a
+/// hash of the path, so instances divide files without talking to each other), one split each.
+struct MonitorDiscovery {
+    table: Arc<FilesystemTable>,
+    session: SessionState,
+    projection: Option<Vec<usize>>,
+    interval: Duration,
+}
+
+impl MonitorDiscovery {
+    /// The rows of one file, in file order.
+    async fn read_file(
+        table: &FilesystemTable,
+        session: &SessionState,
+        projection: Option<&Vec<usize>>,
+        file: PathBuf,
+    ) -> Result<BoxStream<'static, Result<datafusion::arrow::array::RecordBatch>>> {
+        let one = FilesystemTable {
+            name: table.name.clone(),
+            config: Arc::new(FsConfig {
+                path: file,
+                monitor_interval: None,
+                ..(*table.config).clone()
+            }),
+            layout: table.layout.clone(),
+        };
+        let plan = one.scan_inner(session, projection, &[], None).await?;
+        let task = session.task_ctx();
+        let partitions = plan.output_partitioning().partition_count();
+        // A large file may be cut into byte ranges: read them in order.
+        Ok(futures::stream::iter(0..partitions)
+            .flat_map(move |p| match plan.execute(p, Arc::clone(&task)) {
+                Ok(s) => s.map(|b| b.map_err(Error::from)).boxed(),
+                Err(e) => futures::stream::once(async move { Err(Error::from(e)) }).boxed(),
+            })
+            .boxed())
+    }
+}
+
+impl SplitDiscovery for MonitorDiscovery {
+    fn discover(
+        &self,
+        instance: usize,
+        parallelism: usize,
+        _task: Arc<TaskContext>,
+    ) -> BoxStream<'static, Result<BoxStream<'static, Result<datafusion::arrow::array::RecordBatch>>>>
+    {
+        let table = Arc::clone(&self.table);
+        let session = self.session.clone();
+        let projection = self.projection.clone();
+        let interval = self.interval;
+        let parallelism = parallelism.max(1) as u64;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+            loop {
+                let files = match table.data_files() {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for file in files {
+                    if fnv1a(file.to_string_lossy().as_bytes()) % parallelism != instance as u64
+                        || !seen.insert(file.clone())
+                    {
+                        continue;
+                    }
+                    let split =
+                        Self::read_file(&table, &session, projection.as_ref(), file).await;
+                    let failed = split.is_err();
+                    if tx.send(split).await.is_err() || failed {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    }
+}
+
+/// FNV-1a: a hash that is the same in every process and version (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Lists the table's directory every `interval` and sends the rows of each new file, until the

@@ -27,7 +27,7 @@ pub mod hive;
 mod nexmark;
 mod options;
 mod sinks;
-mod stream_exec;
+pub(crate) mod stream_exec;
 #[cfg(test)]
 mod tests;
 

@@ -1,20 +1,43 @@
 //! A leaf execution node whose partitions are streams made by a closure: the scan of the
 //! generating and watching sources (`nexmark`, a monitored `filesystem` directory). It declares
 //! itself bounded or unbounded, so DataFusion (batch mode) and the streaming runtime
-//! (`stream::source`) know whether reading it ends.
+//! (`stream::source`) know whether reading it ends. A continuous source whose splits appear over
+//! time (a watched directory's files) also carries a [`SplitDiscovery`], which the streaming
+//! runtime uses instead of the partitions: each new file is a split with its own watermark.
 
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use futures::stream::BoxStream;
+
+use crate::error::Result;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
+
+/// Finds the splits of a continuous source while a streaming job runs.
+///
+/// # Implementing it
+/// [`SplitDiscovery::discover`] is called once per source instance; the returned stream yields,
+/// for that instance, one reader per new split (e.g. a new file), forever or until the source is
+/// exhausted. Instances are not coordinated: each must pick its own share of the splits by a rule
+/// every instance computes alike (e.g. a stable hash of the file name modulo `parallelism`), so
+/// every split is read exactly once. Each reader yields the split's rows in order.
+pub(crate) trait SplitDiscovery: Send + Sync {
+    fn discover(
+        &self,
+        instance: usize,
+        parallelism: usize,
+        task: Arc<TaskContext>,
+    ) -> BoxStream<'static, Result<BoxStream<'static, Result<RecordBatch>>>>;
+}
 
 /// Opens partition `i` of the scan.
 pub(crate) type OpenPartition =
@@ -27,6 +50,7 @@ pub(crate) struct StreamExec {
     partitions: usize,
     open: OpenPartition,
     properties: Arc<PlanProperties>,
+    discovery: Option<Arc<dyn SplitDiscovery>>,
 }
 
 impl fmt::Debug for StreamExec {
@@ -63,7 +87,19 @@ impl StreamExec {
             partitions: partitions.max(1),
             open,
             properties: Arc::new(properties),
+            discovery: None,
         }
+    }
+
+    /// The same scan, whose splits a streaming job finds with `discovery`.
+    pub(crate) fn with_discovery(mut self, discovery: Arc<dyn SplitDiscovery>) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// How a streaming job finds this scan's splits, if they appear over time.
+    pub(crate) fn discovery(&self) -> Option<Arc<dyn SplitDiscovery>> {
+        self.discovery.clone()
     }
 }
 

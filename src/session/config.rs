@@ -6,6 +6,9 @@
 //! Weir's own key `weir.memory-limit` (e.g. `2GB`) bounds batch queries' memory with a
 //! DataFusion fair spill pool: operators that can spill (sorts, aggregations, joins) spill to
 //! temporary files, others fail with a resources-exhausted error.
+//! Streaming keys: `weir.stream.split-size` (cut file scans into byte ranges of at most this
+//! size instead of one split per file), `weir.stream.channel-capacity`, and, for tests only,
+//! `weir.testing.perturbation-seed` (see `stream::source`).
 //! Keys starting with `datafusion.` go to DataFusion's configuration (validated by it). Other
 //! Flink keys (`table.*`, `pipeline.*`, `execution.*`, `sql-client.*`, `state.*`) are kept and
 //! shown by `SET`, as Flink's client does, but have no effect yet.
@@ -55,7 +58,12 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     match key {
         "execution.runtime-mode" => one_of(&["batch", "streaming", "auto"]),
         "sql-client.execution.result-mode" => one_of(&["table", "tableau", "changelog"]),
-        "weir.memory-limit" => parse_memory_size(value).map(|_| ()),
+        "weir.memory-limit" | "weir.stream.split-size" => parse_memory_size(value).map(|_| ()),
+        "weir.testing.perturbation-seed" => value.parse::<u64>().map(|_| ()).map_err(|_| {
+            Error::invalid(format!(
+                "'{key}' must be a non-negative integer seed, got '{value}'"
+            ))
+        }),
         "table.exec.state.ttl" | "table.exec.source.idle-timeout" => {
             crate::stream::parse_duration(value)
                 .map(|_| ())

@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use super::changes::ChangelogMode;
 use super::ops;
 use super::runtime::{Edge, GraphNode, NodeKind, OperatorFactory, Partitioning, StreamGraph};
-use super::source::PhysicalPlanSource;
+use super::source::{PhysicalPlanSource, SourceNode, split_plan};
 use crate::error::{Error, Result};
 use crate::functions::window::WindowKind;
 use crate::planner::temporal_join::TemporalJoinNode;
@@ -119,6 +119,7 @@ impl<'a> Lowering<'a> {
             kind: NodeKind::Operator(factory),
             inputs,
             parallelism,
+            fused: Vec::new(),
         })
     }
 
@@ -272,11 +273,11 @@ impl<'a> Lowering<'a> {
                     datafusion::physical_plan::execution_plan::Boundedness::Bounded
                 );
                 let detail = format!("table=[[{name}]], fields=[{}]", fields.join(", "));
-                Ok(self.add_source("TableSourceScan", detail, physical, bounded))
+                self.add_source("TableSourceScan", detail, physical, bounded)
             }
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 let physical = self.state.create_physical_plan(plan).await?;
-                Ok(self.add_source("Values", String::new(), physical, true))
+                self.add_source("Values", String::new(), physical, true)
             }
             LogicalPlan::Union(u) => {
                 let mut inputs = Vec::new();
@@ -358,10 +359,24 @@ impl<'a> Lowering<'a> {
                     let expr = self.physical_expr(&wm.expr, wm.input.schema())?;
                     let column = wm.column_index()?;
                     let schema = Arc::new(wm.input.schema().as_arrow().clone());
+                    let detail = format!("rowtime=[{}], watermark=[{}]", wm.column, wm.expr);
+                    let mut times = input.times.clone();
+                    if !times.rowtime.contains(&column) {
+                        times.rowtime.push(column);
+                    }
+                    // Per-split watermarks: the table's scan and computed columns run in the
+                    // source task, which generates the watermark split by split.
+                    if let Some(id) =
+                        self.fuse_watermark(input.id, Arc::clone(&expr), detail.clone(), &schema)
+                    {
+                        return Ok(Lowered { id, times, ..input });
+                    }
+                    // Not directly over a scan (cannot happen for tables today): one watermark
+                    // per source instance.
                     let id = self.add_stateless(
                         &input,
                         "WatermarkAssigner",
-                        format!("rowtime=[{}], watermark=[{}]", wm.column, wm.expr),
+                        detail,
                         schema,
                         Box::new(move |_| {
                             Ok(Box::new(ops::watermark::WatermarkAssigner::new(
@@ -369,10 +384,6 @@ impl<'a> Lowering<'a> {
                             )))
                         }),
                     );
-                    let mut times = input.times.clone();
-                    if !times.rowtime.contains(&column) {
-                        times.rowtime.push(column);
-                    }
                     return Ok(Lowered { id, times, ..input });
                 }
                 if let Some(tj) = node.downcast_ref::<TemporalJoinNode>() {
@@ -408,28 +419,97 @@ impl<'a> Lowering<'a> {
         detail: String,
         physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
         bounded: bool,
-    ) -> Lowered {
+    ) -> Result<Lowered> {
+        let physical = split_plan(physical, self.graph.settings.split_layout)?;
         let schema = physical.schema();
         let parallelism = self.parallelism;
+        let factory = Arc::new(PhysicalPlanSource {
+            plan: physical,
+            task: self.state.task_ctx(),
+        });
         let id = self.graph.add(GraphNode {
             name: name.to_string(),
             detail,
-            schema,
+            schema: Arc::clone(&schema),
             mode: ChangelogMode::InsertOnly,
-            kind: NodeKind::Source(Arc::new(PhysicalPlanSource {
-                plan: physical,
-                task: self.state.task_ctx(),
-            })),
+            kind: NodeKind::Source(Arc::new(SourceNode::plain(factory, schema))),
             inputs: vec![],
             parallelism,
+            fused: Vec::new(),
         });
-        Lowered {
+        Ok(Lowered {
             id,
             mode: ChangelogMode::InsertOnly,
             times: Times::default(),
             bounded,
             parallelism,
+        })
+    }
+
+    /// Fuses the table's read plan (a source and the `Calc`s of its computed columns, which must
+    /// be the graph's newest nodes, `top` the last of them) into one source node that generates
+    /// the watermark `expr` per split. Returns the source's id, or `None` (graph unchanged) when
+    /// the chain has another shape.
+    fn fuse_watermark(
+        &mut self,
+        top: usize,
+        expr: Arc<dyn PhysicalExpr>,
+        detail: String,
+        schema: &SchemaRef,
+    ) -> Option<usize> {
+        if top + 1 != self.graph.nodes.len() {
+            return None;
         }
+        let mut id = top;
+        loop {
+            let n = &self.graph.nodes[id];
+            match &n.kind {
+                NodeKind::Source(s) if s.chain.is_empty() && s.watermark.is_none() => break,
+                NodeKind::Operator(_)
+                    if n.name == "Calc"
+                        && id > 0
+                        && n.inputs.len() == 1
+                        && n.inputs[0].from == id - 1
+                        && n.inputs[0].partitioning == Partitioning::Forward =>
+                {
+                    id -= 1
+                }
+                _ => return None,
+            }
+        }
+        let source_id = id;
+        let mut calcs = Vec::new();
+        while self.graph.nodes.len() > source_id + 1 {
+            calcs.extend(self.graph.nodes.pop());
+        }
+        // `calcs` is top-down; the chain runs bottom-up.
+        let mut fused: Vec<(String, String)> =
+            calcs.iter().map(|n| (n.name.clone(), n.detail.clone())).collect();
+        let mut chain = Vec::with_capacity(calcs.len());
+        for n in calcs.into_iter().rev() {
+            if let NodeKind::Operator(f) = n.kind {
+                chain.push(f);
+            }
+        }
+        let node = &mut self.graph.nodes[source_id];
+        let NodeKind::Source(old) = &node.kind else {
+            return None;
+        };
+        let source = SourceNode {
+            factory: Arc::clone(&old.factory),
+            scan_schema: Arc::clone(&old.scan_schema),
+            chain,
+            watermark: Some(expr),
+            alignment: None,
+        };
+        fused.push((
+            std::mem::replace(&mut node.name, "WatermarkAssigner".to_string()),
+            std::mem::replace(&mut node.detail, detail),
+        ));
+        node.fused = fused;
+        node.schema = Arc::clone(schema);
+        node.kind = NodeKind::Source(Arc::new(source));
+        Some(source_id)
     }
 
     fn lower_window_tvf(&mut self, tvf: &WindowTvfNode, input: Lowered) -> Result<Lowered> {

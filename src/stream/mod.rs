@@ -135,7 +135,8 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
         }
     };
     let parallelism = match options.get("parallelism.default") {
-        None => 1,
+        // As DataFusion and DuckDB do: the machine's cores (the answer must not depend on it).
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         Some(v) => v
             .parse::<usize>()
             .ok()
@@ -149,11 +150,31 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
                 Error::invalid(format!("bad 'weir.stream.channel-capacity' '{v}'"))
             })?,
         };
+    let split_layout = match options.get("weir.stream.split-size") {
+        None => source::SplitLayout::File,
+        Some(v) => source::SplitLayout::ByteRange(
+            crate::units::parse_memory_size(v)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "invalid 'weir.stream.split-size' '{v}'; expected a size such as 64MB"
+                    ))
+                })?,
+        ),
+    };
+    let perturbation_seed = match options.get("weir.testing.perturbation-seed") {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            Error::invalid(format!("bad 'weir.testing.perturbation-seed' '{v}'"))
+        })?),
+    };
     Ok(StreamSettings {
         state_ttl: duration("table.exec.state.ttl")?,
         idle_timeout: duration("table.exec.source.idle-timeout")?,
         channel_capacity,
         parallelism,
+        split_layout,
+        perturbation_seed,
     })
 }
 

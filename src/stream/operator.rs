@@ -113,8 +113,14 @@ pub struct StreamSettings {
     pub idle_timeout: Option<Duration>,
     /// Capacity (in messages) of each channel between two operator instances.
     pub channel_capacity: usize,
-    /// `'parallelism.default'`.
+    /// `'parallelism.default'` (unset: the machine's cores).
     pub parallelism: usize,
+    /// `'weir.stream.split-size'`: how file scans are cut into splits.
+    pub split_layout: super::source::SplitLayout,
+    /// `'weir.testing.perturbation-seed'` (for tests): vary batch sizes, the order in which
+    /// splits and channels are polled, and yields between operators, from this seed. Final
+    /// results must not change.
+    pub perturbation_seed: Option<u64>,
 }
 
 /// What an operator instance knows about where it runs.
@@ -150,6 +156,7 @@ impl OperatorContext {
             settings: Arc::new(StreamSettings {
                 channel_capacity: 4,
                 parallelism: 1,
+                split_layout: super::source::SplitLayout::File,
                 ..Default::default()
             }),
         }

@@ -16,32 +16,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::datatypes::SchemaRef;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::changes::{ChangelogMode, Changes, Message, WATERMARK_MAX};
 use super::operator::{NodeCounters, Operator, OperatorContext, Output, StreamSettings};
+use super::source::{SourceNode, mix};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use super::state::{KeyEncoder, key_hash};
 use crate::error::{Error, Result};
-
-/// Batches of one source instance.
-pub type SourceStream = BoxStream<'static, Result<RecordBatch>>;
-
-/// Where a source node's rows come from.
-pub trait SourceFactory: Send + Sync {
-    /// Opens instance `instance` of `parallelism`; together the instances read everything once.
-    fn open(&self, instance: usize, parallelism: usize) -> Result<SourceStream>;
-}
 
 /// Builds one instance of an operator.
 pub type OperatorFactory = Box<dyn Fn(&OperatorContext) -> Result<Box<dyn Operator>> + Send + Sync>;
 
 pub enum NodeKind {
-    Source(Arc<dyn SourceFactory>),
+    /// A source with the stateless operators fused into it (see [`super::source`]).
+    Source(Arc<SourceNode>),
     Operator(OperatorFactory),
 }
 
@@ -72,6 +65,9 @@ pub struct GraphNode {
     pub kind: NodeKind,
     pub inputs: Vec<Edge>,
     pub parallelism: usize,
+    /// Operators fused into this node (run in its task), from the top down, as EXPLAIN shows
+    /// them below it: name and arguments.
+    pub fused: Vec<(String, String)>,
 }
 
 /// A streaming plan: nodes in topological order (inputs before consumers); the last node is the
@@ -143,6 +139,19 @@ impl StreamGraph {
             n.name,
             n.mode.flink_notation()
         ));
+        for (k, (name, detail)) in n.fused.iter().enumerate() {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!("{detail}, ")
+            };
+            out.push_str(&format!(
+                "{}{name}({detail}changelogMode=[{}])\n",
+                "  ".repeat(depth + 1 + k),
+                n.mode.flink_notation()
+            ));
+        }
+        let depth = depth + n.fused.len();
         for e in &n.inputs {
             let exchange = match &e.partitioning {
                 Partitioning::Hash(cols) if n.parallelism > 1 => {
@@ -279,12 +288,12 @@ type OutEdge = (Partitioning, Option<KeyEncoder>, Vec<Sender>);
 type InChannel = (usize, mpsc::Receiver<Message>);
 
 /// Where one instance sends its output: per outgoing edge, the senders by consumer instance.
-struct Emitter {
+pub(crate) struct Emitter {
     edges: Vec<OutEdge>,
 }
 
 impl Emitter {
-    async fn data(&self, changes: Changes) -> Result<()> {
+    pub(crate) async fn data(&self, changes: Changes) -> Result<()> {
         for (partitioning, encoder, senders) in &self.edges {
             match (partitioning, encoder) {
                 (Partitioning::Hash(cols), Some(encoder)) if senders.len() > 1 => {
@@ -316,7 +325,7 @@ impl Emitter {
         Ok(())
     }
 
-    async fn control(&self, message: Message) -> Result<()> {
+    pub(crate) async fn control(&self, message: Message) -> Result<()> {
         for (_, _, senders) in &self.edges {
             for s in senders {
                 send(s, message.clone()).await?;
@@ -419,10 +428,20 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
                 settings: Arc::clone(&graph.settings),
             };
             match &node.kind {
-                NodeKind::Source(factory) => {
-                    let stream = factory.open(instance, node.parallelism)?;
-                    let schema = Arc::clone(&node.schema);
-                    tasks.spawn(run_source(stream, schema, emitter, ctx));
+                NodeKind::Source(source) => {
+                    let chain = source
+                        .chain
+                        .iter()
+                        .map(|f| f(&ctx))
+                        .collect::<Result<Vec<_>>>()?;
+                    let schema = Arc::clone(&source.scan_schema);
+                    tasks.spawn(super::source::run_source(
+                        Arc::clone(source),
+                        chain,
+                        schema,
+                        emitter,
+                        ctx,
+                    ));
                 }
                 NodeKind::Operator(factory) => {
                     let op = factory(&ctx)?;
@@ -476,49 +495,6 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
     })
 }
 
-async fn run_source(
-    mut stream: SourceStream,
-    schema: SchemaRef,
-    emitter: Emitter,
-    ctx: OperatorContext,
-) -> Result<()> {
-    let idle_timeout = ctx.settings.idle_timeout;
-    let mut idle = false;
-    loop {
-        let next = match idle_timeout {
-            Some(t) if !idle => match tokio::time::timeout(t, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => {
-                    idle = true;
-                    emitter.control(Message::Idle).await?;
-                    continue;
-                }
-            },
-            _ => stream.next().await,
-        };
-        match next {
-            Some(batch) => {
-                let batch = batch?;
-                idle = false;
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                let batch = if batch.schema().fields() != schema.fields() {
-                    RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?
-                } else {
-                    batch
-                };
-                ctx.counters
-                    .rows_out
-                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                emitter.data(Changes::inserts(batch)).await?;
-            }
-            None => break,
-        }
-    }
-    emitter.control(Message::End).await
-}
-
 struct InputState {
     input: usize,
     watermark: i64,
@@ -541,12 +517,13 @@ async fn run_operator(
             ended: false,
         })
         .collect();
-    let mut merged =
-        futures::stream::select_all(inputs.into_iter().enumerate().map(|(channel, (_, rx))| {
-            tokio_stream::wrappers::ReceiverStream::new(rx)
-                .map(move |m| (channel, m))
-                .boxed()
-        }));
+    let mut receivers: Vec<Option<mpsc::Receiver<Message>>> =
+        inputs.into_iter().map(|(_, rx)| Some(rx)).collect();
+    let mut rng = ctx
+        .settings
+        .perturbation_seed
+        .map(|seed| StdRng::seed_from_u64(seed ^ mix(ctx.node as u64, ctx.instance as u64)));
+    let mut rotation = 0usize;
     let assigns = op.assigns_watermarks();
     let mut current = i64::MIN;
     let mut sent_watermark = i64::MIN;
@@ -561,9 +538,21 @@ async fn run_operator(
         return Err(Error::internal("an operator without inputs"));
     }
     loop {
+        // Which channel is polled first: round robin, or (perturbed) a seeded random order.
+        let mut order: Vec<usize> = (0..receivers.len())
+            .map(|k| (k + rotation) % receivers.len())
+            .collect();
+        rotation = rotation.wrapping_add(1);
+        if let Some(rng) = rng.as_mut() {
+            super::source::shuffle(&mut order, rng);
+            if rng.random_bool(0.25) {
+                tokio::task::yield_now().await;
+            }
+        }
+        let merged = receive(&mut receivers, &order);
         let next = match ticker.as_mut() {
             Some(t) => tokio::select! {
-                m = merged.next() => m,
+                m = merged => m,
                 _ = t.tick() => {
                     let mut out = Output::default();
                     op.on_tick(super::state::now_ms(), &mut out).await?;
@@ -571,7 +560,7 @@ async fn run_operator(
                     continue;
                 }
             },
-            None => merged.next().await,
+            None => merged.await,
         };
         let Some((channel, message)) = next else {
             break;
@@ -645,6 +634,32 @@ async fn run_operator(
         .state_rows
         .store(op.state_rows() as u64, Ordering::Relaxed);
     emitter.control(Message::End).await
+}
+
+/// The next message of any open channel, polling them in `order`; `None` when all are closed.
+async fn receive(
+    receivers: &mut [Option<mpsc::Receiver<Message>>],
+    order: &[usize],
+) -> Option<(usize, Message)> {
+    futures::future::poll_fn(|cx| {
+        let mut open = false;
+        for &k in order {
+            let Some(rx) = receivers[k].as_mut() else {
+                continue;
+            };
+            match rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(m)) => return std::task::Poll::Ready(Some((k, m))),
+                std::task::Poll::Ready(None) => receivers[k] = None,
+                std::task::Poll::Pending => open = true,
+            }
+        }
+        if open {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(None)
+        }
+    })
+    .await
 }
 
 async fn flush(

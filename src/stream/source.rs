@@ -1,35 +1,644 @@
-//! Sources of the streaming engine. A table scan (or `VALUES`) is planned by DataFusion into a
-//! physical plan whose partitions are the source's splits; instance `i` of `p` reads partitions
-//! `i, i + p, ...` one after another (in order, so runs are deterministic). Unbounded connectors
-//! (datagen with a rate, nexmark, a watched directory) are DataFusion plans whose streams never
-//! end.
+//! Sources of the streaming engine: where rows enter a streaming graph, split by split.
+//!
+//! ```text
+//! splits (files, byte ranges, generator shards; later new files of a watched directory)
+//!   └─ source instance i of p reads splits i, i + p, ... side by side (a merge)
+//!        └─ fused stateless chain (the table's computed columns: `Calc`)
+//!             └─ per-split watermark (the table's WATERMARK FOR) ─ instance watermark = min
+//!                  └─ channels to the first operator
+//! ```
+//!
+//! A source is a [`SourceFactory`]: a fixed list of splits known when the job starts (a bounded
+//! table knows all of them), plus, for continuous sources, splits found later ([`Discovery`]).
+//! Split `k` is read by instance `k % p`: assignment is by index, never by "whoever asks first"
+//! (DataFusion's file-scan work stealing is turned off in streaming scans).
+//!
+//! **Per-split event time.** Each split has its own watermark: the largest value of the table's
+//! watermark expression seen in it. An instance's watermark is the minimum over its unfinished,
+//! non-idle splits; a split not read yet holds it at `-∞`. So a row is late only if its own split
+//! had already shown a row more than the watermark delay ahead of it: over bounded input whose
+//! splits are each ordered within the delay, no row is ever late, whatever the number of splits,
+//! the parallelism, or the order in which splits are read. Which split to read next is then only
+//! a question of memory: a bounded source reads the split that is furthest behind in event time,
+//! so no split runs ahead and piles up state downstream; a continuous source reads whichever
+//! split has data, furthest behind first.
+//!
+//! **Idleness and alignment.** With `'table.exec.source.idle-timeout'`, a split without data for
+//! that long stops holding the watermark back until it has data again; an instance whose splits
+//! are all idle sends `Idle`. With `'scan.watermark.alignment.group'` and `'.max-drift'`, a split
+//! whose watermark is more than the drift ahead of the group's minimum (over every instance of
+//! every source in the group) pauses until the group catches up.
+//!
+//! **Perturbation (testing).** With `'weir.testing.perturbation-seed'`, the source reads its
+//! splits in a seeded random order, cuts batches into seeded random pieces and yields between
+//! them; results must not change.
+//!
+//! Splits of DataFusion scans: [`split_plan`] rewrites a file scan to one split per file, or per
+//! byte range of at most `'weir.stream.split-size'` bytes.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Notify;
 
-use super::runtime::{SourceFactory, SourceStream};
+use super::changes::{Changes, Message};
+use super::operator::{Operator, OperatorContext, Output};
+use super::runtime::Emitter;
+use crate::connectors::stream_exec::{SplitDiscovery, StreamExec};
 use crate::error::{Error, Result};
+use crate::functions::window::millis;
 
+/// Batches of one split.
+pub type SourceStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// Splits found after the job started (continuous sources), each with its reader.
+pub type Discovery = BoxStream<'static, Result<SourceStream>>;
+
+/// Where a source node's rows come from: a list of splits.
+///
+/// # Implementing a source
+/// - [`SourceFactory::splits`] is the number of splits known at the start; it must not change
+///   while the job runs, and split `k` must always read the same rows (instance `k % p` reads
+///   it, so the assignment is deterministic).
+/// - [`SourceFactory::open_split`] opens one split; within a split, rows come in the order a
+///   watermark expects (e.g. a file's order).
+/// - A continuous source (a watched directory) also returns a [`Discovery`] stream per instance
+///   from [`SourceFactory::discover`]: each item is a new split that instance reads. Instances
+///   must divide new splits among themselves without coordination (e.g. by a hash of the name).
+pub trait SourceFactory: Send + Sync {
+    /// Splits known when the job starts.
+    fn splits(&self) -> usize;
+
+    /// Opens split `split` (`< splits()`).
+    fn open_split(&self, split: usize) -> Result<SourceStream>;
+
+    /// New splits for instance `instance` of `parallelism`, found while the job runs.
+    fn discover(&self, _instance: usize, _parallelism: usize) -> Option<Discovery> {
+        None
+    }
+}
+
+/// A DataFusion physical plan as a source: its partitions are the splits. A watched directory's
+/// scan (a [`StreamExec`] with a [`SplitDiscovery`]) finds new files as new splits.
 pub struct PhysicalPlanSource {
     pub plan: Arc<dyn ExecutionPlan>,
     pub task: Arc<TaskContext>,
 }
 
 impl SourceFactory for PhysicalPlanSource {
-    fn open(&self, instance: usize, parallelism: usize) -> Result<SourceStream> {
-        let partitions = self.plan.output_partitioning().partition_count();
-        let mine: Vec<usize> = (instance..partitions).step_by(parallelism.max(1)).collect();
-        let plan = Arc::clone(&self.plan);
-        let task = Arc::clone(&self.task);
-        let streams = futures::stream::iter(mine).flat_map(move |p| {
-            match plan.execute(p, Arc::clone(&task)) {
-                Ok(s) => s.map(|b| b.map_err(Error::from)).boxed(),
-                Err(e) => futures::stream::once(async move { Err(Error::from(e)) }).boxed(),
+    fn splits(&self) -> usize {
+        if self.discovery().is_some() {
+            return 0;
+        }
+        self.plan.output_partitioning().partition_count()
+    }
+
+    fn open_split(&self, split: usize) -> Result<SourceStream> {
+        let stream = self.plan.execute(split, Arc::clone(&self.task))?;
+        Ok(stream.map(|b| b.map_err(Error::from)).boxed())
+    }
+
+    fn discover(&self, instance: usize, parallelism: usize) -> Option<Discovery> {
+        let discovery = self.discovery()?;
+        Some(discovery.discover(instance, parallelism, Arc::clone(&self.task)))
+    }
+}
+
+impl PhysicalPlanSource {
+    fn discovery(&self) -> Option<Arc<dyn SplitDiscovery>> {
+        self.plan
+            .downcast_ref::<StreamExec>()
+            .and_then(StreamExec::discovery)
+    }
+}
+
+/// How a streaming file scan is cut into splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SplitLayout {
+    /// One split per file (the default).
+    #[default]
+    File,
+    /// Byte ranges of at most this many bytes (formats that can start mid-file: CSV, JSON lines,
+    /// Parquet by row group); other files stay whole.
+    ByteRange(u64),
+}
+
+/// Rewrites the file scans in `plan` so that each partition is one split of `layout`, and turns
+/// off DataFusion's work stealing between partitions (each split is read by the instance it is
+/// assigned to). Plans without a file scan are returned as they are.
+///
+/// # Errors
+/// `Internal` when the rewritten plan cannot be rebuilt.
+pub fn split_plan(
+    plan: Arc<dyn ExecutionPlan>,
+    layout: SplitLayout,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let rewritten = plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(Transformed::no(node));
+        };
+        let mut config = config.clone();
+        config.file_groups = split_files(&config, layout);
+        // One file per group and no stealing: partition k reads exactly split k.
+        config.preserve_order = true;
+        config.output_partitioning = None;
+        Ok(Transformed::yes(
+            DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+        ))
+    })?;
+    Ok(rewritten.data)
+}
+
+/// The splits of a file scan: its files (whole, even where DataFusion had cut them into ranges)
+/// in path order, each whole or cut into byte ranges.
+fn split_files(config: &FileScanConfig, layout: SplitLayout) -> Vec<FileGroup> {
+    let mut files: Vec<PartitionedFile> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for group in &config.file_groups {
+        for file in group.iter() {
+            if seen.insert(file.object_meta.location.clone()) {
+                let mut whole = file.clone();
+                whole.range = None;
+                files.push(whole);
             }
+        }
+    }
+    files.sort_by(|a, b| a.object_meta.location.cmp(&b.object_meta.location));
+    let rangeable = !config.file_compression_type.is_compressed()
+        && config.file_source.supports_repartitioning();
+    let mut groups = Vec::new();
+    for file in files {
+        let size = file.object_meta.size;
+        match layout {
+            SplitLayout::ByteRange(max) if rangeable && max > 0 && size > max => {
+                let mut start = 0u64;
+                while start < size {
+                    let end = (start + max).min(size);
+                    let mut part = file.clone();
+                    part.range = Some(datafusion::datasource::listing::FileRange {
+                        start: start as i64,
+                        end: end as i64,
+                    });
+                    groups.push(FileGroup::new(vec![part]));
+                    start = end;
+                }
+            }
+            _ => groups.push(FileGroup::new(vec![file])),
+        }
+    }
+    if groups.is_empty() {
+        // A scan of no files still has one (empty) partition.
+        groups.push(FileGroup::new(Vec::new()));
+    }
+    groups
+}
+
+/// A watermark alignment group (`'scan.watermark.alignment.group'`): the current watermark of
+/// every source instance in the group, shared by the instances of one job.
+#[derive(Debug)]
+pub struct AlignmentGroup {
+    /// Per member: its watermark; `i64::MAX` when finished or idle (it holds nobody back).
+    members: Mutex<Vec<i64>>,
+    changed: Notify,
+}
+
+impl AlignmentGroup {
+    pub fn new() -> Arc<AlignmentGroup> {
+        Arc::new(AlignmentGroup {
+            members: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Adds a member (one source instance); returns its index.
+    fn join(&self) -> usize {
+        let mut m = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        m.push(i64::MIN);
+        m.len() - 1
+    }
+
+    fn set(&self, member: usize, watermark: i64) {
+        let mut m = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        if m[member] != watermark {
+            m[member] = watermark;
+            drop(m);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn min(&self) -> i64 {
+        let m = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().copied().min().unwrap_or(i64::MAX)
+    }
+}
+
+/// Watermark alignment of one source: its group and the allowed drift.
+#[derive(Debug, Clone)]
+pub struct Alignment {
+    pub group: Arc<AlignmentGroup>,
+    pub max_drift: Duration,
+}
+
+/// Everything a source node runs: its splits, the stateless operators fused after it (computed
+/// columns), and the table's watermark expression over their output.
+pub struct SourceNode {
+    pub factory: Arc<dyn SourceFactory>,
+    /// The schema of the splits' batches (before the fused operators).
+    pub scan_schema: SchemaRef,
+    /// Stateless operators run on each batch inside the source task, in order.
+    pub chain: Vec<super::runtime::OperatorFactory>,
+    /// The table's watermark expression over the chain's output.
+    pub watermark: Option<Arc<dyn PhysicalExpr>>,
+    pub alignment: Option<Alignment>,
+}
+
+impl SourceNode {
+    pub fn plain(factory: Arc<dyn SourceFactory>, scan_schema: SchemaRef) -> SourceNode {
+        SourceNode {
+            factory,
+            scan_schema,
+            chain: Vec::new(),
+            watermark: None,
+            alignment: None,
+        }
+    }
+}
+
+/// One split being read.
+struct Split {
+    /// Its reader, once opened.
+    stream: Option<SourceStream>,
+    /// Opens the split on first read.
+    opener: Option<Box<dyn FnOnce() -> Result<SourceStream> + Send>>,
+    finished: bool,
+    watermark: i64,
+    idle: bool,
+    last_data: Instant,
+}
+
+impl Split {
+    fn live(&self) -> bool {
+        !self.finished
+    }
+}
+
+/// What woke the source loop.
+enum Event {
+    Batch(usize, RecordBatch),
+    Finished(usize),
+    NewSplit(SourceStream),
+    DiscoveryEnded,
+    IdleCheck,
+    Aligned,
+}
+
+/// Runs one instance of a source node until its splits (and discovery) end.
+pub(crate) async fn run_source(
+    node: Arc<SourceNode>,
+    mut chain: Vec<Box<dyn Operator>>,
+    schema: SchemaRef,
+    emitter: Emitter,
+    ctx: OperatorContext,
+) -> Result<()> {
+    let (instance, parallelism) = (ctx.instance, ctx.parallelism.max(1));
+    let now = Instant::now();
+    let mut splits: Vec<Split> = (instance..node.factory.splits())
+        .step_by(parallelism)
+        .map(|k| {
+            let factory = Arc::clone(&node.factory);
+            Split {
+                stream: None,
+                opener: Some(Box::new(move || factory.open_split(k))),
+                finished: false,
+                watermark: i64::MIN,
+                idle: false,
+                last_data: now,
+            }
+        })
+        .collect();
+    let mut discovery = node.factory.discover(instance, parallelism);
+    let strict = discovery.is_none();
+    let idle_timeout = ctx.settings.idle_timeout;
+    let mut rng = ctx
+        .settings
+        .perturbation_seed
+        .map(|seed| StdRng::seed_from_u64(seed ^ mix(ctx.node as u64, instance as u64)));
+    let member = node.alignment.as_ref().map(|a| a.group.join());
+    let mut sent_watermark = i64::MIN;
+    let mut sent_idle = false;
+
+    loop {
+        if discovery.is_none() && splits.iter().all(|s| !s.live()) {
+            break;
+        }
+        // Splits that may be read now: live and not paused by alignment.
+        let limit = match &node.alignment {
+            Some(a) => a
+                .group
+                .min()
+                .saturating_add(a.max_drift.as_millis().min(i64::MAX as u128) as i64),
+            None => i64::MAX,
+        };
+        let candidates: Vec<usize> = (0..splits.len())
+            .filter(|&k| splits[k].live() && splits[k].watermark <= limit)
+            .collect();
+        // The order in which splits are polled: furthest behind first (non-idle before idle);
+        // a bounded source polls only the first of them.
+        let mut order = candidates.clone();
+        order.sort_by_key(|&k| (splits[k].idle, splits[k].watermark, k));
+        if let Some(rng) = rng.as_mut() {
+            shuffle(&mut order, rng);
+        }
+        let poll_only = if strict {
+            match order.iter().position(|&k| !splits[k].idle) {
+                // The target plus every idle split (an idle split wakes up when it has data).
+                Some(p) => {
+                    let target = order[p];
+                    let mut o = vec![target];
+                    o.extend(order.iter().copied().filter(|&k| splits[k].idle));
+                    o
+                }
+                None => order.clone(),
+            }
+        } else {
+            order.clone()
+        };
+        for &k in &poll_only {
+            if splits[k].stream.is_none()
+                && let Some(open) = splits[k].opener.take()
+            {
+                splits[k].stream = Some(open()?);
+            }
+        }
+        let idle_deadline = idle_timeout.and_then(|t| {
+            splits
+                .iter()
+                .filter(|s| s.live() && !s.idle)
+                .map(|s| s.last_data + t)
+                .min()
         });
-        Ok(streams.boxed())
+        let paused = candidates.len() < splits.iter().filter(|s| s.live()).count();
+        let event = {
+            let next_split = poll_splits(&mut splits, &poll_only);
+            let idle_sleep = async {
+                match idle_deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            let discovered = async {
+                match discovery.as_mut() {
+                    Some(d) => d.next().await,
+                    None => futures::future::pending().await,
+                }
+            };
+            let aligned = async {
+                match &node.alignment {
+                    // Paused splits: wait until the group's minimum moves.
+                    Some(a) if paused => a.group.changed.notified().await,
+                    _ => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                e = next_split, if !poll_only.is_empty() => e?,
+                d = discovered => match d {
+                    Some(stream) => Event::NewSplit(stream?),
+                    None => Event::DiscoveryEnded,
+                },
+                () = idle_sleep => Event::IdleCheck,
+                () = aligned => Event::Aligned,
+            }
+        };
+        match event {
+            Event::Batch(k, batch) => {
+                let split = &mut splits[k];
+                split.last_data = Instant::now();
+                split.idle = false;
+                sent_idle = false;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                for piece in pieces(&batch, rng.as_mut()) {
+                    let batch = if piece.schema().fields() != schema.fields() {
+                        RecordBatch::try_new(Arc::clone(&schema), piece.columns().to_vec())?
+                    } else {
+                        piece
+                    };
+                    ctx.counters
+                        .rows_out
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let mut changes = vec![Changes::inserts(batch)];
+                    for op in chain.iter_mut() {
+                        let mut out = Output::default();
+                        for c in changes {
+                            op.process(0, c, &mut out).await?;
+                        }
+                        changes = out.changes;
+                    }
+                    for c in changes {
+                        if let Some(expr) = &node.watermark {
+                            let values = expr.evaluate(&c.data)?.into_array(c.num_rows())?;
+                            let ms = millis(&values)?;
+                            if let Some(max) = (0..ms.len())
+                                .filter(|i| !ms.is_null(*i))
+                                .map(|i| ms.value(i))
+                                .max()
+                            {
+                                splits[k].watermark = splits[k].watermark.max(max);
+                            }
+                        }
+                        emitter.data(c).await?;
+                    }
+                    if let Some(rng) = rng.as_mut()
+                        && rng.random_bool(0.5)
+                    {
+                        tokio::task::yield_now().await;
+                    }
+                    let w = instance_watermark(&splits);
+                    advance(
+                        &node,
+                        w,
+                        member,
+                        &emitter,
+                        &mut sent_watermark,
+                        &mut sent_idle,
+                    )
+                    .await?;
+                }
+                continue;
+            }
+            Event::Finished(k) => {
+                splits[k].finished = true;
+                splits[k].stream = None;
+            }
+            Event::NewSplit(stream) => splits.push(Split {
+                stream: Some(stream),
+                opener: None,
+                finished: false,
+                watermark: i64::MIN,
+                idle: false,
+                last_data: Instant::now(),
+            }),
+            Event::DiscoveryEnded => discovery = None,
+            Event::IdleCheck => {
+                if let Some(t) = idle_timeout {
+                    let now = Instant::now();
+                    for s in splits.iter_mut().filter(|s| s.live()) {
+                        if now >= s.last_data + t {
+                            s.idle = true;
+                        }
+                    }
+                }
+            }
+            Event::Aligned => {}
+        }
+        let w = instance_watermark(&splits);
+        advance(
+            &node,
+            w,
+            member,
+            &emitter,
+            &mut sent_watermark,
+            &mut sent_idle,
+        )
+        .await?;
+    }
+    if let (Some(a), Some(m)) = (&node.alignment, member) {
+        a.group.set(m, i64::MAX);
+    }
+    emitter.control(Message::End).await
+}
+
+/// Sends the instance's watermark (the minimum over its live, non-idle splits) when it advanced,
+/// or `Idle` when every live split is idle; updates the alignment group.
+async fn advance(
+    node: &SourceNode,
+    (current, any_live): (Option<i64>, bool),
+    member: Option<usize>,
+    emitter: &Emitter,
+    sent_watermark: &mut i64,
+    sent_idle: &mut bool,
+) -> Result<()> {
+    if let (Some(a), Some(m)) = (&node.alignment, member) {
+        a.group.set(m, current.unwrap_or(i64::MAX));
+    }
+    if node.watermark.is_none() {
+        return Ok(());
+    }
+    match current {
+        Some(w) if w > *sent_watermark => {
+            *sent_watermark = w;
+            emitter.control(Message::Watermark(w)).await?;
+        }
+        None if any_live && !*sent_idle => {
+            *sent_idle = true;
+            emitter.control(Message::Idle).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The instance's watermark: the minimum over live, non-idle splits (`None` when there is no such
+/// split), and whether any split is live.
+fn instance_watermark(splits: &[Split]) -> (Option<i64>, bool) {
+    let current = splits
+        .iter()
+        .filter(|s| s.live() && !s.idle)
+        .map(|s| s.watermark)
+        .min();
+    (current, splits.iter().any(Split::live))
+}
+
+/// Polls the splits in `order` (each at most once per wake-up) and returns the first that has a
+/// batch or ended.
+fn poll_splits<'a>(splits: &'a mut [Split], order: &'a [usize]) -> BoxFuture<'a, Result<Event>> {
+    futures::future::poll_fn(move |cx| {
+        for &k in order {
+            let Some(stream) = splits[k].stream.as_mut() else {
+                continue;
+            };
+            match stream.poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some(Ok(batch))) => {
+                    return std::task::Poll::Ready(Ok(Event::Batch(k, batch)));
+                }
+                std::task::Poll::Ready(Some(Err(e))) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Ready(None) => {
+                    return std::task::Poll::Ready(Ok(Event::Finished(k)));
+                }
+                std::task::Poll::Pending => {}
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .boxed()
+}
+
+/// A batch as it is, or (perturbed) cut into random pieces.
+fn pieces(batch: &RecordBatch, rng: Option<&mut StdRng>) -> Vec<RecordBatch> {
+    let Some(rng) = rng else {
+        return vec![batch.clone()];
+    };
+    let n = batch.num_rows();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = rng.random_range(1..=(n - start).min(1 + n / 2));
+        out.push(batch.slice(start, len));
+        start += len;
+    }
+    out
+}
+
+/// Seeded Fisher-Yates shuffle.
+pub(crate) fn shuffle<T>(items: &mut [T], rng: &mut StdRng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
+/// Mixes a node id and an instance into a seed offset (SplitMix64's finalizer).
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(b)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Alignment groups of one job, by name.
+#[derive(Default)]
+pub struct AlignmentGroups(HashMap<String, Arc<AlignmentGroup>>);
+
+impl AlignmentGroups {
+    pub fn get(&mut self, name: &str) -> Arc<AlignmentGroup> {
+        Arc::clone(
+            self.0
+                .entry(name.to_string())
+                .or_insert_with(AlignmentGroup::new),
+        )
     }
 }
