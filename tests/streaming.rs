@@ -87,7 +87,8 @@ async fn events_session(dir: &Path) -> Session {
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
          WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', 'csv.header' = 'true'); \
          SET 'execution.runtime-mode' = 'streaming'; \
-         SET 'datafusion.execution.batch_size' = '1';",
+         SET 'datafusion.execution.batch_size' = '1'; \
+         SET 'parallelism.default' = '1';",
         dir.join("events.csv").display()
     ))
     .await
@@ -187,6 +188,80 @@ async fn late_rows_are_dropped_and_counted() {
     assert_eq!(late, 1);
     let (jobs, _) = rows(&mut s, "SHOW JOBS").await;
     assert!(jobs[0].contains("FINISHED"), "{jobs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_go_to_the_late_rows_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = events_session(dir.path()).await;
+    let late_dir = dir.path().join("late");
+    s.execute_sql(&format!(
+        "CREATE TABLE late_rows (operator STRING, `watermark` TIMESTAMP(3), `row` STRING) \
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json'); \
+         CREATE TABLE sums (ws TIMESTAMP(3), total BIGINT) WITH ('connector' = 'blackhole'); \
+         SET 'table.dml-sync' = 'true'; \
+         SET 'weir.stream.late-rows-table' = 'late_rows';",
+        late_dir.display()
+    ))
+    .await
+    .unwrap();
+    s.execute_sql(
+        "INSERT INTO sums SELECT window_start, SUM(v) FROM TABLE(TUMBLE(TABLE events, \
+         DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.jobs().entries()[0].job.late_rows_dropped(), 1);
+    s.execute_sql("SET 'execution.runtime-mode' = 'batch'")
+        .await
+        .unwrap();
+    let (late, _) = rows(&mut s, "SELECT operator, `watermark`, `row` FROM late_rows").await;
+    // The row `00:00:03, a, 100` reached the window aggregate after the watermark 00:00:11
+    // (from `00:00:12` minus the 1 s delay) had closed its window.
+    assert_eq!(late.len(), 1, "{late:?}");
+    let parts: Vec<&str> = late[0].split(" | ").collect();
+    assert!(parts[0].starts_with("WindowAggregate#"), "{late:?}");
+    assert_eq!(parts[1], "2024-01-01T00:00:11", "{late:?}");
+    // The row as the operator saw it (the aggregate's input: its window and the summed value).
+    assert!(
+        parts[2].contains("\"v\":100")
+            && parts[2].contains("\"window_start\":\"2024-01-01T00:00:00\""),
+        "{late:?}"
+    );
+
+    // A table of the wrong shape is refused before the job starts, naming what it needs.
+    s.execute_sql(
+        "CREATE TABLE wrong (x INT) WITH ('connector' = 'blackhole'); \
+         SET 'execution.runtime-mode' = 'streaming'; \
+         SET 'weir.stream.late-rows-table' = 'wrong';",
+    )
+    .await
+    .unwrap();
+    let Err(err) = s
+        .execute_sql("INSERT INTO sums SELECT ts, CAST(v AS BIGINT) FROM events")
+        .await
+    else {
+        panic!("a late-rows table of the wrong shape was accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("(operator STRING, watermark TIMESTAMP(3), row STRING)"),
+        "{err}"
+    );
+    s.execute_sql("SET 'weir.stream.late-rows-table' = 'missing'")
+        .await
+        .unwrap();
+    let Err(err) = s
+        .execute_sql("INSERT INTO sums SELECT ts, CAST(v AS BIGINT) FROM events")
+        .await
+    else {
+        panic!("a late-rows table of the wrong shape was accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("'missing'") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 /// Reads the next batch of a running streaming query (with a timeout) as lines.
@@ -349,13 +424,14 @@ fn rss_mib() -> u64 {
 
 /// A fast unbounded source (1 KiB rows, no rate limit to speak of) and a reader that takes a
 /// batch every 50 ms: bounded channels stall the source, so memory stays under 256 MiB more
-/// than at the start, while an unthrottled source would produce gigabytes in those seconds.
+/// than at the start (one instance: each channel holds up to 16 batches of 8 MiB), while an unthrottled source would produce gigabytes in those seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_bounds_memory() {
     let mut s = session().await;
     s.execute_sql(
         "CREATE TABLE firehose (id BIGINT, payload STRING) WITH ('connector' = 'datagen', \
-         'rows-per-second' = '100000000', 'fields.payload.length' = '1024')",
+         'rows-per-second' = '100000000', 'fields.payload.length' = '1024'); \
+         SET 'parallelism.default' = '1'",
     )
     .await
     .unwrap();

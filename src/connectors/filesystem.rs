@@ -27,6 +27,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
 use datafusion::execution::cache::cache_manager::TableScopedPath;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
@@ -35,7 +36,6 @@ use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use datafusion::execution::TaskContext;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -692,20 +692,22 @@ impl FilesystemTable {
             projection: projection_for_discovery,
             interval,
         });
-        Ok(Arc::new(StreamExec::new(
-            "FileMonitorExec",
-            format!(
-                "table={}, path={}, monitor-interval={}ms",
-                self.name,
-                self.config.path.display(),
-                interval.as_millis()
-            ),
-            schema,
-            1,
-            false,
-            open,
-        )
-        .with_discovery(discovery)))
+        Ok(Arc::new(
+            StreamExec::new(
+                "FileMonitorExec",
+                format!(
+                    "table={}, path={}, monitor-interval={}ms",
+                    self.name,
+                    self.config.path.display(),
+                    interval.as_millis()
+                ),
+                schema,
+                1,
+                false,
+                open,
+            )
+            .with_discovery(discovery),
+        ))
     }
 
     /// The data files under the table's path now (a single-file table: that file).
@@ -812,8 +814,7 @@ impl SplitDiscovery for MonitorDiscovery {
                     {
                         continue;
                     }
-                    let split =
-                        Self::read_file(&table, &session, projection.as_ref(), file).await;
+                    let split = Self::read_file(&table, &session, projection.as_ref(), file).await;
                     let failed = split.is_err();
                     if tx.send(split).await.is_err() || failed {
                         return;

@@ -55,8 +55,13 @@ impl Session {
     ) -> Result<StatementResult> {
         let plan = planner::plan_query(&PlanningContext::streaming(&self.state, snapshot), query)?;
         let plan = self.state.optimize(&plan)?;
-        let planned =
-            stream::plan_select(&self.state, &plan, stream::settings(&self.options)?).await?;
+        let planned = stream::plan_select(
+            &self.state,
+            &plan,
+            stream::settings(&self.options)?,
+            self.late_rows_table().await?.as_ref(),
+        )
+        .await?;
         let job = runtime::launch(planned.graph)?;
         let schema = Arc::clone(&planned.schema);
         let state = (Some(job), planned.receiver);
@@ -96,8 +101,14 @@ impl Session {
                 plans.push(self.state.optimize(&plan)?);
             }
         }
-        let (graph, bounded) =
-            stream::plan_inserts(&self.state, &plans, stream::settings(&self.options)?).await?;
+        let late = self.late_rows_table().await?;
+        let (graph, bounded) = stream::plan_inserts(
+            &self.state,
+            &plans,
+            stream::settings(&self.options)?,
+            late.as_ref(),
+        )
+        .await?;
         let job = runtime::launch(graph)?;
         let id = self.jobs.add(name, job, bounded);
         let sync = self
@@ -125,6 +136,45 @@ impl Session {
         ))))
     }
 
+    /// The table named by `'weir.stream.late-rows-table'`, if set: where streaming jobs send the
+    /// rows their operators drop as late.
+    ///
+    /// # Errors
+    /// `NotFound` when no such table exists; `Invalid` for a view.
+    async fn late_rows_table(&self) -> Result<Option<stream::LateRowsTable>> {
+        let Some(name) = self.option("weir.stream.late-rows-table") else {
+            return Ok(None);
+        };
+        let parts: Vec<String> = name
+            .split('.')
+            .map(|p| p.trim_matches('`').to_string())
+            .collect();
+        let snapshot =
+            planner::resolve::build_snapshot(&self.registry, vec![parts.clone()]).await?;
+        let path = snapshot.qualify(&parts).ok_or_else(|| {
+            Error::invalid(format!(
+                "bad table name '{name}' in 'weir.stream.late-rows-table'"
+            ))
+        })?;
+        let table = snapshot.get(&path).ok_or_else(|| {
+            Error::not_found(format!(
+                "the late-rows table '{name}' ('weir.stream.late-rows-table') does not exist; \
+                 create it as (operator STRING, watermark TIMESTAMP(3), row STRING)"
+            ))
+        })?;
+        if matches!(table, CatalogTable::View(_)) {
+            return Err(Error::invalid(format!(
+                "the late-rows table '{name}' is a view; late rows need a table"
+            )));
+        }
+        let ctx = PlanningContext::streaming(&self.state, &snapshot);
+        let provider = planner::tables::table_provider(&ctx, &path, table)?;
+        Ok(Some(stream::LateRowsTable {
+            name: name.to_string(),
+            provider,
+        }))
+    }
+
     /// `EXPLAIN` of a statement in streaming mode: the optimized logical plan and the streaming
     /// plan, each operator with its changelog mode.
     pub(crate) async fn stream_explain(
@@ -134,10 +184,11 @@ impl Session {
     ) -> Result<Vec<(String, String)>> {
         let ctx = PlanningContext::streaming(&self.state, snapshot);
         let settings = stream::settings(&self.options)?;
+        let late = self.late_rows_table().await?;
         let (logical, graph) = match statement {
             crate::sql::Statement::Query(q) => {
                 let plan = self.state.optimize(&planner::plan_query(&ctx, q)?)?;
-                let graph = stream::plan_select(&self.state, &plan, settings)
+                let graph = stream::plan_select(&self.state, &plan, settings, late.as_ref())
                     .await?
                     .graph;
                 (plan, graph)
@@ -146,10 +197,14 @@ impl Session {
                 let plan = self
                     .state
                     .optimize(&planner::insert::plan_insert(&ctx, i)?.1)?;
-                let graph =
-                    stream::plan_inserts(&self.state, std::slice::from_ref(&plan), settings)
-                        .await?
-                        .0;
+                let graph = stream::plan_inserts(
+                    &self.state,
+                    std::slice::from_ref(&plan),
+                    settings,
+                    late.as_ref(),
+                )
+                .await?
+                .0;
                 (plan, graph)
             }
             _ => {

@@ -446,6 +446,67 @@ impl<'a> Lowering<'a> {
         })
     }
 
+    /// Adds the route of late rows to `table` (`'weir.stream.late-rows-table'`): a source node
+    /// fed by every operator that drops late rows, and the table's sink.
+    ///
+    /// # Errors
+    /// `Invalid` when the table's columns are not `(operator STRING, watermark TIMESTAMP(3),
+    /// row STRING)`; the sink's errors.
+    pub fn add_late_rows(&mut self, table: &super::LateRowsTable) -> Result<()> {
+        use datafusion::arrow::datatypes::DataType;
+        let schema = table.provider.schema();
+        let types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
+        let fits = matches!(
+            types.as_slice(),
+            [DataType::Utf8, DataType::Timestamp(_, _), DataType::Utf8]
+        );
+        if !fits {
+            return Err(Error::invalid(format!(
+                "the late-rows table `{}` ('weir.stream.late-rows-table') must have the columns \
+                 (operator STRING, watermark TIMESTAMP(3), row STRING); it has ({})",
+                table.name,
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let t = crate::types::SqlType::from_arrow(f.data_type())
+                            .map_or_else(|_| f.data_type().to_string(), |t| t.to_string());
+                        format!("{} {t}", f.name())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let factory = Arc::new(super::source::ChannelSource {
+            receiver: std::sync::Mutex::new(Some(receiver)),
+        });
+        let id = self.graph.add(GraphNode {
+            name: "LateRows".to_string(),
+            detail: String::new(),
+            schema: Arc::clone(&schema),
+            mode: ChangelogMode::InsertOnly,
+            kind: NodeKind::Source(Arc::new(SourceNode::plain(factory, Arc::clone(&schema)))),
+            inputs: vec![],
+            parallelism: 1,
+            fused: Vec::new(),
+        });
+        let input = Lowered {
+            id,
+            mode: ChangelogMode::InsertOnly,
+            times: Times::default(),
+            bounded: true,
+            parallelism: 1,
+        };
+        let sink =
+            ops::sink::lower_into(self, &table.name, Arc::clone(&table.provider), false, input)?;
+        self.graph.late_rows = Some((
+            super::operator::LateRowsRoute { sender, schema },
+            vec![id, sink],
+        ));
+        Ok(())
+    }
+
     /// Fuses the table's read plan (a source and the `Calc`s of its computed columns, which must
     /// be the graph's newest nodes, `top` the last of them) into one source node that generates
     /// the watermark `expr` per split. Returns the source's id, or `None` (graph unchanged) when
@@ -483,8 +544,10 @@ impl<'a> Lowering<'a> {
             calcs.extend(self.graph.nodes.pop());
         }
         // `calcs` is top-down; the chain runs bottom-up.
-        let mut fused: Vec<(String, String)> =
-            calcs.iter().map(|n| (n.name.clone(), n.detail.clone())).collect();
+        let mut fused: Vec<(String, String)> = calcs
+            .iter()
+            .map(|n| (n.name.clone(), n.detail.clone()))
+            .collect();
         let mut chain = Vec::with_capacity(calcs.len());
         for n in calcs.into_iter().rev() {
             if let NodeKind::Operator(f) = n.kind {

@@ -38,6 +38,13 @@ use lower::Lowering;
 use operator::StreamSettings;
 use runtime::{Edge, Partitioning, StreamGraph};
 
+/// The user's table for late rows (`'weir.stream.late-rows-table'`), resolved by the session.
+pub struct LateRowsTable {
+    /// The table's name as the user wrote it.
+    pub name: String,
+    pub provider: Arc<dyn datafusion::catalog::TableProvider>,
+}
+
 /// A planned streaming `SELECT`: its graph (ending in a collect sink), the receiver of its
 /// changelog batches (leading `op` column) and their schema.
 pub struct PlannedSelect {
@@ -56,6 +63,7 @@ pub async fn plan_select(
     state: &SessionState,
     plan: &LogicalPlan,
     settings: StreamSettings,
+    late: Option<&LateRowsTable>,
 ) -> Result<PlannedSelect> {
     let parallelism = settings.parallelism.max(1);
     let capacity = settings.channel_capacity.max(1);
@@ -84,6 +92,9 @@ pub async fn plan_select(
         vec![edge],
         Box::new(move |_| Ok(Box::new(ops::collect::Collect { sender: tx.clone() }))),
     );
+    if let Some(t) = late {
+        l.add_late_rows(t)?;
+    }
     Ok(PlannedSelect {
         graph: l.graph,
         receiver: rx,
@@ -101,6 +112,7 @@ pub async fn plan_inserts(
     state: &SessionState,
     plans: &[LogicalPlan],
     settings: StreamSettings,
+    late: Option<&LateRowsTable>,
 ) -> Result<(StreamGraph, bool)> {
     let parallelism = settings.parallelism.max(1);
     let mut l = Lowering {
@@ -116,6 +128,9 @@ pub async fn plan_inserts(
         let input = l.lower(&dml.input).await?;
         bounded &= input.bounded;
         ops::sink::lower(&mut l, dml, input)?;
+    }
+    if let Some(t) = late {
+        l.add_late_rows(t)?;
     }
     Ok((l.graph, bounded))
 }
@@ -162,12 +177,13 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
                 })?,
         ),
     };
-    let perturbation_seed = match options.get("weir.testing.perturbation-seed") {
-        None => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            Error::invalid(format!("bad 'weir.testing.perturbation-seed' '{v}'"))
-        })?),
-    };
+    let perturbation_seed =
+        match options.get("weir.testing.perturbation-seed") {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                Error::invalid(format!("bad 'weir.testing.perturbation-seed' '{v}'"))
+            })?),
+        };
     Ok(StreamSettings {
         state_ttl: duration("table.exec.state.ttl")?,
         idle_timeout: duration("table.exec.source.idle-timeout")?,

@@ -11,7 +11,8 @@
 //!    and must respect the node's [`super::changes::ChangelogMode`] (an insert-only node never
 //!    emits retractions).
 //! 3. Event time: rows whose time attribute is `<=` the current watermark are late. Operators
-//!    that drop late rows count them with [`OperatorContext::count_late`].
+//!    that drop late rows report them with [`OperatorContext::late_rows`] (counted, and routed
+//!    to the late-rows table when one is set).
 //! 4. Watermarks: after `on_watermark(w)` returns, the runtime forwards `w` downstream, so rows
 //!    emitted during `on_watermark` reach the next operator before the watermark that released
 //!    them. Operators that *assign* watermarks (the table's `WATERMARK FOR`) set
@@ -25,8 +26,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::json::LineDelimitedWriter;
+
 use super::changes::Changes;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What an operator produced during one call.
 #[derive(Default)]
@@ -123,15 +131,28 @@ pub struct StreamSettings {
     pub perturbation_seed: Option<u64>,
 }
 
+/// Where late rows go when `'weir.stream.late-rows-table'` is set: batches of the late-rows
+/// table's schema (`operator STRING, watermark TIMESTAMP(3), row STRING`), read by the job's
+/// late-rows source node and written by its sink.
+#[derive(Clone)]
+pub struct LateRowsRoute {
+    pub sender: tokio::sync::mpsc::UnboundedSender<RecordBatch>,
+    pub schema: SchemaRef,
+}
+
 /// What an operator instance knows about where it runs.
 #[derive(Clone)]
 pub struct OperatorContext {
     /// The plan node's id (stable for a given plan).
     pub node: usize,
+    /// The plan node's name as EXPLAIN shows it (e.g. `WindowAggregate`).
+    pub name: Arc<str>,
     pub instance: usize,
     pub parallelism: usize,
     pub counters: Arc<NodeCounters>,
     pub settings: Arc<StreamSettings>,
+    /// Where late rows are routed, if anywhere.
+    pub late: Option<LateRowsRoute>,
 }
 
 impl OperatorContext {
@@ -140,16 +161,53 @@ impl OperatorContext {
         format!("{}.{name}", self.node)
     }
 
-    pub fn count_late(&self, rows: u64) {
+    /// Rows `rows` of `data` arrived late (behind `watermark`) and are dropped: counts them and,
+    /// with a late-rows table, sends them there with this operator's name and the watermark.
+    ///
+    /// # Errors
+    /// `Internal` when the rows cannot be encoded.
+    pub fn late_rows(&self, data: &RecordBatch, rows: &[usize], watermark: i64) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.counters
             .late_rows_dropped
-            .fetch_add(rows, Ordering::Relaxed);
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let Some(route) = &self.late else {
+            return Ok(());
+        };
+        let indices = UInt32Array::from(rows.iter().map(|r| *r as u32).collect::<Vec<u32>>());
+        let late = take_record_batch(data, &indices)?;
+        let mut writer = LineDelimitedWriter::new(Vec::new());
+        writer.write(&late)?;
+        writer.finish()?;
+        let text = String::from_utf8(writer.into_inner())
+            .map_err(|e| Error::internal(format!("late row JSON: {e}")))?;
+        let json: Vec<&str> = text.lines().collect();
+        let operator = format!("{}#{}", self.name, self.node);
+        let watermark_col = cast(
+            &(Arc::new(TimestampMillisecondArray::from(vec![watermark; json.len()])) as ArrayRef),
+            route.schema.field(1).data_type(),
+        )?;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&route.schema),
+            vec![
+                Arc::new(StringArray::from(vec![operator.as_str(); json.len()])),
+                watermark_col,
+                Arc::new(StringArray::from(json)),
+            ],
+        )?;
+        // The receiver is gone only when the job is ending.
+        let _ = route.sender.send(batch);
+        Ok(())
     }
 
     /// For tests: a context for a single instance of node 0.
     pub fn for_tests() -> OperatorContext {
         OperatorContext {
             node: 0,
+            name: Arc::from("Test"),
+            late: None,
             instance: 0,
             parallelism: 1,
             counters: Arc::new(NodeCounters::default()),

@@ -22,12 +22,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::changes::{ChangelogMode, Changes, Message, WATERMARK_MAX};
-use super::operator::{NodeCounters, Operator, OperatorContext, Output, StreamSettings};
+use super::operator::{
+    LateRowsRoute, NodeCounters, Operator, OperatorContext, Output, StreamSettings,
+};
 use super::source::{SourceNode, mix};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use super::state::{KeyEncoder, key_hash};
 use crate::error::{Error, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Builds one instance of an operator.
 pub type OperatorFactory = Box<dyn Fn(&OperatorContext) -> Result<Box<dyn Operator>> + Send + Sync>;
@@ -75,6 +77,10 @@ pub struct GraphNode {
 pub struct StreamGraph {
     pub nodes: Vec<GraphNode>,
     pub settings: Arc<StreamSettings>,
+    /// Where operators send late rows (`'weir.stream.late-rows-table'`), and the nodes that
+    /// carry them to the table (which get no route themselves, so the route closes when every
+    /// other node has ended).
+    pub late_rows: Option<(LateRowsRoute, Vec<usize>)>,
 }
 
 impl StreamGraph {
@@ -82,6 +88,7 @@ impl StreamGraph {
         StreamGraph {
             nodes: Vec::new(),
             settings: Arc::new(settings),
+            late_rows: None,
         }
     }
 
@@ -422,6 +429,11 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
             let inputs = std::mem::take(&mut incoming[id][instance]);
             let ctx = OperatorContext {
                 node: id,
+                name: Arc::from(node.name.as_str()),
+                late: match &graph.late_rows {
+                    Some((route, exempt)) if !exempt.contains(&id) => Some(route.clone()),
+                    _ => None,
+                },
                 instance,
                 parallelism: node.parallelism,
                 counters: Arc::clone(&counters[id]),

@@ -128,6 +128,30 @@ impl PhysicalPlanSource {
     }
 }
 
+/// A source of one split fed by a channel: the late rows the job's operators drop, on their way
+/// to the late-rows table. It ends when every sender (every other operator instance) is gone.
+pub struct ChannelSource {
+    pub receiver: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<RecordBatch>>>,
+}
+
+impl SourceFactory for ChannelSource {
+    fn splits(&self) -> usize {
+        1
+    }
+
+    fn open_split(&self, _split: usize) -> Result<SourceStream> {
+        let rx = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| Error::internal("the late-rows channel was opened twice"))?;
+        Ok(tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+            .map(Ok)
+            .boxed())
+    }
+}
+
 /// How a streaming file scan is cut into splits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SplitLayout {

@@ -549,14 +549,14 @@ impl Operator for WindowAggregate {
             .get(self.end_key)
             .ok_or_else(|| Error::internal("window aggregate without its window_end key"))?;
         let ends = millis(end_col)?;
-        let mut late = 0u64;
+        let mut late: Vec<usize> = Vec::new();
         for (i, key) in ev.keys.iter().enumerate() {
             if ends.is_null(i) {
                 continue;
             }
             let end = ends.value(i);
             if !self.proctime && end.saturating_sub(1) <= self.watermark {
-                late += 1;
+                late.push(i);
                 continue;
             }
             let core = &self.core;
@@ -566,9 +566,7 @@ impl Operator for WindowAggregate {
             });
             core.update(&mut group.accs, &ev, i, 1);
         }
-        if late > 0 {
-            self.ctx.count_late(late);
-        }
+        self.ctx.late_rows(&changes.data, &late, self.watermark)?;
         Ok(())
     }
 

@@ -290,7 +290,7 @@ impl JoinOperator {
         let row_rows = self.sides[s].rows.convert_columns(&data)?;
         let expiry = self.expiry(s, &data)?;
         let late = self.late(s, &data)?;
-        let mut late_rows = 0u64;
+        let mut late_rows: Vec<usize> = Vec::new();
 
         // Phase 1: candidates from the other side (unchanged while this batch is applied).
         let mut cand_this: Vec<u32> = Vec::new();
@@ -356,7 +356,7 @@ impl JoinOperator {
         for i in 0..n {
             let add = changes.kind(i).is_addition();
             if add && late.as_ref().is_some_and(|l| l[i]) {
-                late_rows += 1;
+                late_rows.push(i);
                 continue;
             }
             let kind = if add {
@@ -447,9 +447,8 @@ impl JoinOperator {
                 self.held = self.held.saturating_sub(1);
             }
         }
-        if late_rows > 0 {
-            self.ctx.count_late(late_rows);
-        }
+        self.ctx
+            .late_rows(&changes.data, &late_rows, self.watermark)?;
         if !rows_out.is_empty() {
             out.emit(self.output(s, &data, &other_data, &rows_out)?);
         }

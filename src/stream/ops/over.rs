@@ -581,7 +581,9 @@ mod tests {
         }
         // The plans use the operators meant for them (one instance each: no exchanges between).
         session
-            .execute_sql("SET 'execution.runtime-mode' = 'streaming'; SET 'parallelism.default' = '1'")
+            .execute_sql(
+                "SET 'execution.runtime-mode' = 'streaming'; SET 'parallelism.default' = '1'",
+            )
             .await
             .unwrap();
         for (q, name) in [

@@ -367,10 +367,10 @@ impl PartitionedWindow {
         let times = millis(changes.data.column(time_col))?;
         let keys = self.keys(&changes.data)?;
         let rows = self.input_rows.convert_columns(changes.data.columns())?;
-        let mut late = 0u64;
+        let mut late: Vec<usize> = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
             if times.is_null(i) {
-                late += 1;
+                late.push(i);
                 continue;
             }
             let t = times.value(i);
@@ -379,7 +379,7 @@ impl PartitionedWindow {
                 _ => t <= self.watermark,
             };
             if closed {
-                late += 1;
+                late.push(i);
                 continue;
             }
             let seq = self.seq;
@@ -393,9 +393,7 @@ impl PartitionedWindow {
                 _ => p.pending.push((rows.row(i).owned(), seq, t)),
             }
         }
-        if late > 0 {
-            self.ctx.count_late(late);
-        }
+        self.ctx.late_rows(&changes.data, &late, self.watermark)?;
         // Window TopN over insert-only input: rows ranked after N can be forgotten early.
         if matches!(self.spec.mode, Mode::Window { .. }) && self.spec.prune.is_some() {
             self.prune_all()?;

@@ -183,7 +183,7 @@ impl Operator for SessionWindow {
         let ts = millis(batch.column(self.time_index))?;
         let keys = self.key_of(batch)?;
         let converted = self.row_format.convert_columns(batch.columns())?;
-        let mut late = 0u64;
+        let mut late: Vec<usize> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             if ts.is_null(i) {
                 // The batch kernel leaves rows without a time out as well.
@@ -198,7 +198,7 @@ impl Operator for SessionWindow {
                     .get(key)
                     .is_some_and(|p| p.rows.iter().any(|(u, _)| (u - t).abs() < self.gap));
                 if !merges {
-                    late += 1;
+                    late.push(i);
                     continue;
                 }
             }
@@ -208,9 +208,7 @@ impl Operator for SessionWindow {
                 .rows
                 .push((t, row));
         }
-        if late > 0 {
-            self.ctx.count_late(late);
-        }
+        self.ctx.late_rows(&changes.data, &late, self.watermark)?;
         Ok(())
     }
 

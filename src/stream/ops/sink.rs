@@ -85,6 +85,21 @@ pub fn lower(l: &mut Lowering, dml: &DmlStatement, input: Lowered) -> Result<usi
     };
     let table = table_name(dml);
     let provider = source_as_provider(&dml.target)?;
+    lower_into(l, &table, provider, overwrite, input)
+}
+
+/// Adds a sink writing `input` into `provider` (the table `table`); returns its node id.
+///
+/// # Errors
+/// As [`lower`].
+pub fn lower_into(
+    l: &mut Lowering,
+    table: &str,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    overwrite: bool,
+    input: Lowered,
+) -> Result<usize> {
+    let table = table.to_string();
     let provider = match provider.as_ref().downcast_ref::<ComputedColumnsTable>() {
         Some(c) => Arc::clone(c.inner()),
         None => provider,

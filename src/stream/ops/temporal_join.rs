@@ -139,7 +139,7 @@ impl TemporalJoinOperator {
         let (data, slots) = self.decode(0, changes)?;
         let rows = self.rows[0].convert_columns(&data)?;
         let mut unmatched: Vec<(OwnedRow, Option<OwnedRow>)> = Vec::new();
-        let mut late = 0;
+        let mut late: Vec<usize> = Vec::new();
         for (i, slot) in slots.into_iter().enumerate() {
             match slot {
                 None => {
@@ -147,7 +147,7 @@ impl TemporalJoinOperator {
                         unmatched.push((rows.row(i).owned(), None));
                     }
                 }
-                Some((t, _)) if t <= self.watermark => late += 1,
+                Some((t, _)) if t <= self.watermark => late.push(i),
                 Some((t, key)) => {
                     self.left
                         .get_or_insert_with(&key, BTreeMap::new)
@@ -158,9 +158,7 @@ impl TemporalJoinOperator {
                 }
             }
         }
-        if late > 0 {
-            self.ctx.count_late(late);
-        }
+        self.ctx.late_rows(&changes.data, &late, self.watermark)?;
         if let Some(batch) = self.build(unmatched)? {
             out.emit(Changes::inserts(batch));
         }
