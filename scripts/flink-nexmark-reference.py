@@ -40,6 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NEXMARK = ROOT / "sql-tests" / "nexmark"
 # q6: Flink cannot plan it; q12: processing-time windows, no stable answer.
 QUERIES = [f"q{n}" for n in range(24) if n not in (6, 12)]
+# Queries whose reference is Flink's BATCH answer: Flink 2.3's STREAMING answer to q9 (a TopN
+# over a join) is not reproducible at parallelism 8 (2631 and 2656 rows in two runs, several per
+# auction, where the query keeps one per auction); its BATCH answer has one row per auction.
+BATCH_REFERENCE = {"q9"}
 
 
 def canonical_cell(v):
@@ -93,6 +97,10 @@ def query_parts(q, side_input):
         if s.startswith("INSERT INTO"):
             rest = s[len("INSERT INTO"):].lstrip()
             query = rest[re.search(r"\s", rest).start():].strip()
+            if q == "q23":
+                # Flink 2.3's parser rejects the file's unquoted `A.dateTime` (Weir reads it
+                # as is); quoting it changes nothing else.
+                query = query.replace("A.dateTime AS", "A.`dateTime` AS")
         elif s.startswith("CREATE TABLE side_input"):
             setup.append(
                 "CREATE TABLE side_input (key BIGINT, `value` VARCHAR) WITH ("
@@ -104,14 +112,19 @@ def query_parts(q, side_input):
 
 
 def table_env(mode, parallelism, events_dir):
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    """A table environment over the files. STREAMING mode is a StreamTableEnvironment, so results
+    can be taken with `to_changelog_stream`, which asks the planner for every kind of change
+    (with -U before +U): a `collect()` of a query with a unique key may get upserts instead."""
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
-    settings = (
-        EnvironmentSettings.in_streaming_mode()
-        if mode == "streaming"
-        else EnvironmentSettings.in_batch_mode()
-    )
-    t_env = TableEnvironment.create(settings)
+    if mode == "streaming":
+        from pyflink.datastream import StreamExecutionEnvironment
+
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism)
+        t_env = StreamTableEnvironment.create(env)
+    else:
+        t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
     config = t_env.get_config()
     config.set("parallelism.default", str(parallelism))
     config.set("table.exec.resource.default-parallelism", str(parallelism))
@@ -136,6 +149,24 @@ def count_char_udf():
     return count_char
 
 
+def as_text(table):
+    """`table` with its TIMESTAMP and DECIMAL columns cast to STRING (a DataStream hands them to
+    Python as raw bytes). Flink writes them as 'yyyy-MM-dd HH:mm:ss.SSS' and at their scale:
+    the canonical form."""
+    from pyflink.table import DataTypes
+    from pyflink.table.expressions import col
+    from pyflink.table.types import DecimalType, LocalZonedTimestampType, TimestampType
+
+    schema = table.get_schema()
+    columns = []
+    for name, data_type in zip(schema.get_field_names(), schema.get_field_data_types()):
+        if isinstance(data_type, (TimestampType, LocalZonedTimestampType, DecimalType)):
+            columns.append(col(name).cast(DataTypes.STRING()).alias(name))
+        else:
+            columns.append(col(name))
+    return table.select(*columns)
+
+
 def run(q, mode, parallelism, events_dir, side_input):
     from pyflink.common import RowKind
 
@@ -147,7 +178,11 @@ def run(q, mode, parallelism, events_dir, side_input):
         else:
             t_env.execute_sql(s)
     rows = Counter()
-    with t_env.execute_sql(query).collect() as results:
+    if mode == "streaming":
+        changes = t_env.to_changelog_stream(as_text(t_env.sql_query(query))).execute_and_collect()
+    else:
+        changes = t_env.execute_sql(query).collect()
+    with changes as results:
         for row in results:
             kind = row.get_row_kind()
             line = canonical_row(row._values)
@@ -194,20 +229,21 @@ def main():
     for q in args.queries.split(","):
         started = time.time()
         try:
-            rows = run(q, "streaming", args.files, events_dir, side_input)
+            mode = "batch" if q in BATCH_REFERENCE else "streaming"
+            rows = run(q, mode, args.files, events_dir, side_input)
         except Exception as e:  # noqa: BLE001 - report and go on with the other queries
             print(f"{q}: FAILED in Flink: {str(e).splitlines()[0][:500]}", flush=True)
             failed.append(q)
             continue
         (out / f"{q}.txt").write_text("".join(r + "\n" for r in rows))
         note = ""
-        if args.check_batch:
+        if args.check_batch and mode == "streaming":
             try:
                 same = run(q, "batch", args.files, events_dir, side_input) == rows
                 note = ", same as batch" if same else ", DIFFERENT from batch"
             except Exception as e:  # noqa: BLE001
                 note = f", batch failed: {str(e).splitlines()[0][:200]}"
-        print(f"{q}: {len(rows)} rows ({time.time() - started:.0f} s{note})", flush=True)
+        print(f"{q}: {len(rows)} rows, {mode} ({time.time() - started:.0f} s{note})", flush=True)
     if failed:
         print(f"Flink could not run: {', '.join(failed)}")
 
