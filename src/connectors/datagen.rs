@@ -147,7 +147,7 @@ fn parse(o: &ConnectorOptions, def: &TableDef) -> Result<DatagenConfig> {
         .physical_columns()
         .map(|(c, _, _)| c.name.as_str())
         .collect();
-    o.check_known(OPTIONS, |key| {
+    o.check_known(&super::options::source_options(OPTIONS), |key| {
         let Some(rest) = key.strip_prefix("fields.") else { return Ok(false) };
         let Some((col, prop)) = rest.rsplit_once('.') else { return Ok(false) };
         if !FIELD_OPTIONS.contains(&prop) {

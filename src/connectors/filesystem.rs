@@ -146,6 +146,7 @@ impl FsConfig {
         let known: Vec<&str> = COMMON_OPTIONS
             .iter()
             .chain(format_options)
+            .chain(super::options::WATERMARK_OPTIONS)
             .copied()
             .collect();
         o.check_known(&known, |_| Ok(false))?;

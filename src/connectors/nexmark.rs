@@ -225,7 +225,7 @@ impl NexmarkConfig {
 
 /// Parses and checks a nexmark table's options and columns.
 pub(crate) fn parse(o: &ConnectorOptions, def: &TableDef) -> Result<NexmarkConfig> {
-    o.check_known(OPTIONS, |_| Ok(false))?;
+    o.check_known(&super::options::source_options(OPTIONS), |_| Ok(false))?;
     let d = NexmarkConfig::default();
     let positive = |key: &str, default: u64| -> Result<u64> {
         match o.u64(key)? {

@@ -10,6 +10,20 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::units::{parse_duration, parse_memory_size};
 
+/// Flink's watermark options of a source table (FLIP-296), valid with every source connector;
+/// the planner reads them (`planner::watermark::WatermarkOptions`), not the connector.
+pub(crate) const WATERMARK_OPTIONS: &[&str] = &[
+    "scan.watermark.idle-timeout",
+    "scan.watermark.alignment.group",
+    "scan.watermark.alignment.max-drift",
+    "scan.watermark.alignment.update-interval",
+];
+
+/// A source connector's valid keys: its own and [`WATERMARK_OPTIONS`].
+pub(crate) fn source_options<'k>(own: &[&'k str]) -> Vec<&'k str> {
+    own.iter().chain(WATERMARK_OPTIONS).copied().collect()
+}
+
 /// A table's options seen through one connector: lookups, typed parsing and error messages.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectorOptions<'a> {

@@ -76,6 +76,8 @@ fn connector_table(
                 input: plan,
                 column: wm.column.clone(),
                 expr,
+                options: super::watermark::WatermarkOptions::parse(&def.options)
+                    .map_err(|e| e.context(format!("in table {path}")))?,
             }),
         });
     }
@@ -163,6 +165,7 @@ pub fn check_watermark(ctx: &PlanningContext, path: &ObjectPath, def: &TableDef)
             wm.expr
         )));
     }
+    super::watermark::WatermarkOptions::parse(&def.options)?;
     Ok(())
 }
 

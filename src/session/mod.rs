@@ -25,6 +25,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
 
 pub use crate::sql::ParsedStatement;
+pub use crate::stream::runtime::JobStatus;
 pub use result::{Materialized, Progress, RowsResult, StatementResult, StatusResult, materialize};
 pub use show::sql_like;
 

@@ -417,11 +417,11 @@ pub async fn finish_jobs(session: &Session, err: &mut dyn Write) -> bool {
     let mut ok = true;
     for (id, status) in session.wait_for_bounded_jobs().await {
         match status {
-            crate::stream::runtime::JobStatus::Failed(e) => {
+            crate::session::JobStatus::Failed(e) => {
                 ok = false;
                 let _ = writeln!(err, "[ERROR] job {id} failed: {e}");
             }
-            crate::stream::runtime::JobStatus::Canceled => {
+            crate::session::JobStatus::Canceled => {
                 let _ = writeln!(err, "[WARNING] job {id} was canceled");
             }
             _ => {}

@@ -91,6 +91,8 @@ pub struct Lowering<'a> {
     pub graph: StreamGraph,
     pub state: &'a SessionState,
     pub parallelism: usize,
+    /// Watermark alignment groups of this job, by name.
+    pub groups: super::source::AlignmentGroups,
 }
 
 impl<'a> Lowering<'a> {
@@ -366,9 +368,13 @@ impl<'a> Lowering<'a> {
                     }
                     // Per-split watermarks: the table's scan and computed columns run in the
                     // source task, which generates the watermark split by split.
-                    if let Some(id) =
-                        self.fuse_watermark(input.id, Arc::clone(&expr), detail.clone(), &schema)
-                    {
+                    if let Some(id) = self.fuse_watermark(
+                        input.id,
+                        Arc::clone(&expr),
+                        detail.clone(),
+                        &schema,
+                        &wm.options,
+                    ) {
                         return Ok(Lowered { id, times, ..input });
                     }
                     // Not directly over a scan (cannot happen for tables today): one watermark
@@ -517,6 +523,7 @@ impl<'a> Lowering<'a> {
         expr: Arc<dyn PhysicalExpr>,
         detail: String,
         schema: &SchemaRef,
+        options: &crate::planner::watermark::WatermarkOptions,
     ) -> Option<usize> {
         if top + 1 != self.graph.nodes.len() {
             return None;
@@ -558,12 +565,21 @@ impl<'a> Lowering<'a> {
         let NodeKind::Source(old) = &node.kind else {
             return None;
         };
+        let alignment =
+            options
+                .alignment
+                .as_ref()
+                .map(|(group, max_drift)| super::source::Alignment {
+                    group: self.groups.get(group),
+                    max_drift: *max_drift,
+                });
         let source = SourceNode {
             factory: Arc::clone(&old.factory),
             scan_schema: Arc::clone(&old.scan_schema),
             chain,
             watermark: Some(expr),
-            alignment: None,
+            alignment,
+            idle_timeout: options.idle_timeout,
         };
         fused.push((
             std::mem::replace(&mut node.name, "WatermarkAssigner".to_string()),

@@ -71,6 +71,7 @@ pub async fn plan_select(
         graph: StreamGraph::new(settings),
         state,
         parallelism,
+        groups: Default::default(),
     };
     let root = l.lower(plan).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
@@ -119,6 +120,7 @@ pub async fn plan_inserts(
         graph: StreamGraph::new(settings),
         state,
         parallelism,
+        groups: Default::default(),
     };
     let mut bounded = true;
     for plan in plans {

@@ -300,6 +300,14 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
+    /// An emitter with one forward edge into `sender` (tests of sources and operators).
+    #[cfg(test)]
+    pub(crate) fn to_channel(sender: Sender) -> Emitter {
+        Emitter {
+            edges: vec![(Partitioning::Forward, None, vec![sender])],
+        }
+    }
+
     pub(crate) async fn data(&self, changes: Changes) -> Result<()> {
         for (partitioning, encoder, senders) in &self.edges {
             match (partitioning, encoder) {

@@ -293,6 +293,8 @@ pub struct SourceNode {
     /// The table's watermark expression over the chain's output.
     pub watermark: Option<Arc<dyn PhysicalExpr>>,
     pub alignment: Option<Alignment>,
+    /// The table's `'scan.watermark.idle-timeout'` (else the session's).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl SourceNode {
@@ -303,6 +305,7 @@ impl SourceNode {
             chain: Vec::new(),
             watermark: None,
             alignment: None,
+            idle_timeout: None,
         }
     }
 }
@@ -361,7 +364,7 @@ pub(crate) async fn run_source(
         .collect();
     let mut discovery = node.factory.discover(instance, parallelism);
     let strict = discovery.is_none();
-    let idle_timeout = ctx.settings.idle_timeout;
+    let idle_timeout = node.idle_timeout.or(ctx.settings.idle_timeout);
     let mut rng = ctx
         .settings
         .perturbation_seed
@@ -664,5 +667,343 @@ impl AlignmentGroups {
                 .entry(name.to_string())
                 .or_insert_with(AlignmentGroup::new),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::TimestampMillisecondArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::physical_expr::expressions::col;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        )]))
+    }
+
+    fn batch(ts: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![Arc::new(TimestampMillisecondArray::from(ts.to_vec()))],
+        )
+        .unwrap()
+    }
+
+    /// One step of a test split: wait, then yield rows with these times.
+    type Step = (u64, Vec<i64>);
+
+    /// Splits from scripts of steps; a split whose script ends with `stall` never ends. Every
+    /// batch handed out is logged as (source name, largest time) in `log`.
+    struct Scripted {
+        name: &'static str,
+        splits: Vec<(Vec<Step>, bool)>,
+        log: Arc<Mutex<Vec<(&'static str, i64)>>>,
+    }
+
+    impl SourceFactory for Scripted {
+        fn splits(&self) -> usize {
+            self.splits.len()
+        }
+
+        fn open_split(&self, split: usize) -> Result<SourceStream> {
+            let (steps, stall) = self.splits[split].clone();
+            let (name, log) = (self.name, Arc::clone(&self.log));
+            let items = futures::stream::iter(steps).then(move |(wait, ts)| {
+                let log = Arc::clone(&log);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let max = ts.iter().copied().max().unwrap_or(i64::MIN);
+                    log.lock().unwrap().push((name, max));
+                    Ok(batch(&ts))
+                }
+            });
+            Ok(if stall {
+                items.chain(futures::stream::pending()).boxed()
+            } else {
+                items.boxed()
+            })
+        }
+    }
+
+    fn node(factory: Scripted) -> SourceNode {
+        let schema = schema();
+        SourceNode {
+            factory: Arc::new(factory),
+            scan_schema: Arc::clone(&schema),
+            chain: Vec::new(),
+            watermark: Some(col("ts", &schema).unwrap()),
+            alignment: None,
+            idle_timeout: None,
+        }
+    }
+
+    fn context(idle_timeout: Option<Duration>, seed: Option<u64>) -> OperatorContext {
+        let mut ctx = OperatorContext::for_tests();
+        let mut settings = (*ctx.settings).clone();
+        settings.idle_timeout = idle_timeout;
+        settings.perturbation_seed = seed;
+        ctx.settings = Arc::new(settings);
+        ctx
+    }
+
+    /// Runs one source instance to its end (or for `limit`), returning what it sent:
+    /// `Ok(ts)` per row, `Err(w)` per watermark (`Err(i64::MIN)` for `Idle`).
+    async fn run(
+        node: SourceNode,
+        ctx: OperatorContext,
+        limit: Duration,
+    ) -> Vec<std::result::Result<i64, i64>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let task = tokio::spawn(run_source(
+            Arc::new(node),
+            Vec::new(),
+            schema(),
+            Emitter::to_channel(tx),
+            ctx,
+        ));
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            match m {
+                Message::Data(c) => {
+                    let ts = millis(c.data.column(0)).unwrap();
+                    out.extend((0..ts.len()).map(|i| Ok(ts.value(i))));
+                }
+                Message::Watermark(w) => out.push(Err(w)),
+                Message::Idle => out.push(Err(i64::MIN)),
+                Message::End => break,
+            }
+        }
+        task.abort();
+        out
+    }
+
+    /// No row is behind a watermark sent before it.
+    fn none_late(events: &[std::result::Result<i64, i64>]) -> bool {
+        let mut w = i64::MIN;
+        events.iter().all(|e| match e {
+            Ok(ts) => *ts > w,
+            Err(x) => {
+                w = w.max(*x);
+                true
+            }
+        })
+    }
+
+    fn log() -> Arc<Mutex<Vec<(&'static str, i64)>>> {
+        Arc::new(Mutex::new(Vec::new()))
+    }
+
+    #[tokio::test]
+    async fn each_split_has_its_own_watermark() {
+        // Two files covering the same time, each in order: a single watermark over the first
+        // file would make every row of the second late.
+        let a = vec![
+            (0, vec![1000, 1100]),
+            (0, vec![2000]),
+            (0, vec![3000, 3500]),
+        ];
+        let b = vec![(0, vec![1050]), (0, vec![2500, 2600]), (0, vec![3100])];
+        for seed in [None, Some(1), Some(2), Some(3)] {
+            let factory = Scripted {
+                name: "t",
+                splits: vec![(a.clone(), false), (b.clone(), false)],
+                log: log(),
+            };
+            let events = run(node(factory), context(None, seed), Duration::from_secs(5)).await;
+            assert!(none_late(&events), "{seed:?}: {events:?}");
+            let rows = events.iter().filter(|e| e.is_ok()).count();
+            assert_eq!(rows, 9, "{events:?}");
+            // The watermark moved inside the files, not only at their end.
+            let marks: Vec<i64> = events.iter().filter_map(|e| e.err()).collect();
+            assert!(marks.iter().any(|w| *w >= 2000 && *w < 3500), "{marks:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_split_not_read_yet_holds_the_watermark() {
+        // The furthest-behind split is read first: the watermark never passes the unread split.
+        let factory = Scripted {
+            name: "t",
+            splits: vec![
+                (
+                    (0..5).map(|i| (0, vec![10_000 + i * 1000])).collect(),
+                    false,
+                ),
+                (vec![(0, vec![100]), (0, vec![200])], false),
+            ],
+            log: log(),
+        };
+        let events = run(node(factory), context(None, None), Duration::from_secs(5)).await;
+        assert!(none_late(&events), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_split_stops_holding_the_watermark_back() {
+        // Split 1 has one row and then nothing (it never ends); split 0 moves on.
+        let splits = || {
+            vec![
+                (vec![(0, vec![1000]), (0, vec![5000])], true),
+                (vec![(0, vec![500])], true),
+            ]
+        };
+        let stuck = run(
+            node(Scripted {
+                name: "t",
+                splits: splits(),
+                log: log(),
+            }),
+            context(None, None),
+            Duration::from_millis(400),
+        )
+        .await;
+        let last = stuck.iter().filter_map(|e| e.err()).max();
+        assert_eq!(last, Some(500), "without an idle timeout: {stuck:?}");
+
+        let mut n = node(Scripted {
+            name: "t",
+            splits: splits(),
+            log: log(),
+        });
+        n.idle_timeout = Some(Duration::from_millis(50));
+        let moving = run(n, context(None, None), Duration::from_millis(600)).await;
+        let marks: Vec<i64> = moving.iter().filter_map(|e| e.err()).collect();
+        assert!(
+            marks.contains(&5000),
+            "the idle split was left out: {moving:?}"
+        );
+        // Then split 0 is idle too: the instance says so.
+        assert_eq!(marks.last(), Some(&i64::MIN), "{moving:?}");
+    }
+
+    #[tokio::test]
+    async fn aligned_sources_wait_for_the_slowest() {
+        let steps = |wait: u64| -> Vec<Step> { (0..=20).map(|i| (wait, vec![i * 1000])).collect() };
+        for aligned in [false, true] {
+            let shared = log();
+            let group = AlignmentGroup::new();
+            let mut fast = node(Scripted {
+                name: "fast",
+                splits: vec![(steps(0), false)],
+                log: Arc::clone(&shared),
+            });
+            let mut slow = node(Scripted {
+                name: "slow",
+                splits: vec![(steps(15), false)],
+                log: Arc::clone(&shared),
+            });
+            if aligned {
+                for n in [&mut fast, &mut slow] {
+                    n.alignment = Some(Alignment {
+                        group: Arc::clone(&group),
+                        max_drift: Duration::from_millis(1000),
+                    });
+                }
+            }
+            let (f, s) = tokio::join!(
+                run(fast, context(None, None), Duration::from_secs(10)),
+                run(slow, context(None, None), Duration::from_secs(10)),
+            );
+            assert_eq!(f.iter().filter(|e| e.is_ok()).count(), 21);
+            assert_eq!(s.iter().filter(|e| e.is_ok()).count(), 21);
+            // Whenever the fast source read time t, the slow one had read at least t - 2 s
+            // (its own watermark was within the 1 s drift before it read on).
+            let log = shared.lock().unwrap().clone();
+            // (Both start at time 0.)
+            let mut slow_max = 0;
+            let mut within = true;
+            for (name, ts) in &log {
+                if *name == "slow" {
+                    slow_max = slow_max.max(*ts);
+                } else if *ts > slow_max.saturating_add(2000) {
+                    within = false;
+                }
+            }
+            assert_eq!(within, aligned, "aligned={aligned}: {log:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn perturbation_cuts_batches_and_keeps_rows() {
+        let a: Vec<Step> = (0..10)
+            .map(|i| (0, (0..20).map(|k| i * 100 + k).collect()))
+            .collect();
+        let plain = run(
+            node(Scripted {
+                name: "t",
+                splits: vec![(a.clone(), false)],
+                log: log(),
+            }),
+            context(None, None),
+            Duration::from_secs(5),
+        )
+        .await;
+        let perturbed = run(
+            node(Scripted {
+                name: "t",
+                splits: vec![(a, false)],
+                log: log(),
+            }),
+            context(None, Some(7)),
+            Duration::from_secs(5),
+        )
+        .await;
+        let rows = |e: &[std::result::Result<i64, i64>]| -> Vec<i64> {
+            e.iter().filter_map(|x| x.ok()).collect()
+        };
+        assert_eq!(rows(&plain), rows(&perturbed));
+        // Smaller pieces: more watermarks between the same rows.
+        let marks = |e: &[std::result::Result<i64, i64>]| e.iter().filter(|x| x.is_err()).count();
+        assert!(marks(&perturbed) > marks(&plain), "{perturbed:?}");
+    }
+
+    #[tokio::test]
+    async fn file_scans_become_one_split_per_file_or_byte_range() {
+        use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
+        let dir = tempfile::tempdir().unwrap();
+        let mut total = 0;
+        for f in 0..3 {
+            let rows: Vec<String> = (0..40).map(|i| format!("{},{}", f, i)).collect();
+            total += rows.len();
+            std::fs::write(
+                dir.path().join(format!("part-{f}.csv")),
+                format!("a,b\n{}\n", rows.join("\n")),
+            )
+            .unwrap();
+        }
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+        let df = ctx
+            .read_csv(dir.path().to_str().unwrap(), CsvReadOptions::new())
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        for (layout, at_least) in [(SplitLayout::File, 3), (SplitLayout::ByteRange(64), 6)] {
+            let split = split_plan(Arc::clone(&plan), layout).unwrap();
+            let n = split.output_partitioning().partition_count();
+            if layout == SplitLayout::File {
+                assert_eq!(n, 3);
+            } else {
+                assert!(n >= at_least, "{n} byte-range splits");
+            }
+            let source = PhysicalPlanSource {
+                plan: split,
+                task: ctx.task_ctx(),
+            };
+            let mut rows = 0;
+            for k in 0..source.splits() {
+                let batches: Vec<RecordBatch> = source
+                    .open_split(k)
+                    .unwrap()
+                    .map(|b| b.unwrap())
+                    .collect()
+                    .await;
+                rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            }
+            assert_eq!(rows, total, "{layout:?}: every row read exactly once");
+        }
     }
 }
