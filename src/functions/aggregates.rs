@@ -622,8 +622,8 @@ mod tests {
             DataType::Float32,
             DataType::Float64,
         ] {
-            assert_eq!(sum.return_type(&[t.clone()]).unwrap(), t);
-            assert_eq!(avg.return_type(&[t.clone()]).unwrap(), t);
+            assert_eq!(sum.return_type(std::slice::from_ref(&t)).unwrap(), t);
+            assert_eq!(avg.return_type(std::slice::from_ref(&t)).unwrap(), t);
         }
         assert_eq!(
             sum.return_type(&[DataType::Decimal128(10, 2)]).unwrap(),
