@@ -66,6 +66,34 @@ fn csv_output_is_only_data_on_stdout() {
 }
 
 #[test]
+fn streaming_csv_and_json_keep_stdout_clean() {
+    // A streaming (updating) query over a bounded source: the final materialized result is
+    // printed as CSV/JSON on stdout, the row count on stderr.
+    let script = "SET 'execution.runtime-mode' = 'streaming';
+        CREATE TEMPORARY TABLE nums (n INT) WITH ('connector' = 'datagen',
+          'number-of-rows' = '6', 'fields.n.kind' = 'sequence',
+          'fields.n.start' = '1', 'fields.n.end' = '6');
+        SELECT n % 2 AS k, COUNT(*) AS c FROM nums GROUP BY n % 2;";
+    let o = weir(&["--in-memory", "--output", "csv", "-e", script]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"k,c"), "{out}");
+    lines.sort();
+    assert_eq!(lines, ["0,3", "1,3", "k,c"], "{out}");
+    assert!(!out.contains("in set"), "{out}");
+    assert!(stderr(&o).contains("2 rows in set"), "{}", stderr(&o));
+
+    let o = weir(&["--in-memory", "--output", "json", "-e", script]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["{\"k\":0,\"c\":3}", "{\"k\":1,\"c\":3}"], "{out}");
+    assert!(stderr(&o).contains("2 rows in set"), "{}", stderr(&o));
+}
+
+#[test]
 fn json_output_is_newline_delimited() {
     let o = weir(&[
         "--in-memory",

@@ -488,3 +488,51 @@ async fn append_only_sink_rejects_updates() {
                 .is_none()
     );
 }
+
+/// Names starting with `_` or `.` (manifests, `_SUCCESS`, in-progress files, hidden staging
+/// directories) are not data: batch scans, bounded streaming scans and watched directories all
+/// skip them, as Flink does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_files_are_skipped_in_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("_staging")).unwrap();
+    std::fs::create_dir_all(data.join(".tmp")).unwrap();
+    write(&data.join("p1.json"), "{\"a\":1}\n");
+    write(&data.join("p2.json"), "{\"a\":2}\n");
+    write(&data.join("_manifest.json"), "{\"a\":100}\n");
+    write(&data.join(".hidden.json"), "{\"a\":1000}\n");
+    write(&data.join("_staging/part.json"), "{\"a\":10000}\n");
+    write(&data.join(".tmp/part.json"), "{\"a\":100000}\n");
+    let mut s = session().await;
+    s.execute_sql(&format!(
+        "CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'path' = '{}', \
+           'format' = 'json'); \
+         CREATE TABLE w (a INT) WITH ('connector' = 'filesystem', 'path' = '{}', \
+           'format' = 'json', 'source.monitor-interval' = '50 ms');",
+        data.display(),
+        data.display()
+    ))
+    .await
+    .unwrap();
+    let query = "SELECT SUM(a) AS s, COUNT(*) AS c FROM t";
+    let (batch, changelog) = rows(&mut s, query).await;
+    assert!(!changelog);
+    assert_eq!(batch, ["3 | 2"]);
+    s.execute_sql("SET 'execution.runtime-mode' = 'streaming'")
+        .await
+        .unwrap();
+    assert_eq!(materialized(&mut s, query).await, ["3 | 2"]);
+
+    // Watched: the visible files' rows arrive, and nothing else in several more listings.
+    let mut stream = start(&mut s, "SELECT a FROM w").await;
+    let mut seen = wait_for(&mut stream, "| 2", Duration::from_secs(20)).await;
+    if !seen.iter().any(|l| l.ends_with("| 1")) {
+        seen.extend(wait_for(&mut stream, "| 1", Duration::from_secs(20)).await);
+    }
+    if let Some(more) = next_lines(&mut stream, Duration::from_millis(500)).await {
+        seen.extend(more);
+    }
+    seen.sort();
+    assert_eq!(seen, ["+I | 1", "+I | 2"]);
+}

@@ -545,7 +545,19 @@ impl FilesystemTable {
                 self.name
             ))
         })?;
-        let table_url = ListingTableUrl::try_new(url, None)?
+        // In a directory, names starting with `_` or `.` (`_SUCCESS`, manifests, staging and
+        // in-progress files) are not data, as in Flink and in the watched scan
+        // ([`Self::data_files`]). DataFusion's listing does not skip them by itself; the pattern
+        // applies to the first path segment below the table (or below its partition directories):
+        // the file name, or the directory that holds it.
+        let glob = if is_dir {
+            Some(glob::Pattern::new(VISIBLE_NAME).map_err(|e| {
+                Error::internal(format!("bad file name pattern {VISIBLE_NAME}: {e}"))
+            })?)
+        } else {
+            None
+        };
+        let table_url = ListingTableUrl::try_new(url, glob)?
             .with_table_ref(TableReference::bare(self.name.as_str()));
 
         // Always list afresh: files written by an earlier statement (or by others) must be seen.
@@ -983,6 +995,9 @@ impl TableProvider for FilesystemTable {
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }
+
+/// The glob a listed name must match to be read: not hidden (see [`is_hidden`]).
+const VISIBLE_NAME: &str = "[!._]*";
 
 /// Whether a path is inside the table directory's hidden area (staging directories, `_SUCCESS`,
 /// `.crc` files): names starting with `_` or `.`.

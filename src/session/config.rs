@@ -145,6 +145,10 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     for udf in crate::functions::flink::udfs() {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
     }
+    // `SUM` / `AVG` with Flink's result types, over DataFusion's.
+    for udaf in crate::functions::aggregates::udafs() {
+        datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
+    }
     Ok(state)
 }
 

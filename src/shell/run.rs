@@ -145,8 +145,11 @@ pub async fn run_statement(
             let footer = print::format_footer(rows_shown, started.elapsed());
             match renderer {
                 Renderer::Silent => {}
-                Renderer::Csv(..) | Renderer::Json(_) => {
+                // CSV and JSON keep stdout machine-readable, also when they print the
+                // materialized result of a streaming query.
+                _ if renderer.is_machine_output() => {
                     writeln!(err, "{footer}").map_err(write_error)?;
+                    err.flush().map_err(write_error)?;
                 }
                 _ => writeln!(out, "{footer}").map_err(write_error)?,
             }
@@ -255,6 +258,16 @@ impl Renderer {
                 drawn: None,
             }),
         })
+    }
+
+    /// Whether the output is CSV or JSON (status lines then go to stderr), directly or as the
+    /// printer of a materialized changelog.
+    fn is_machine_output(&self) -> bool {
+        match self {
+            Renderer::Csv(..) | Renderer::Json(_) => true,
+            Renderer::Materialize { inner, .. } => inner.is_machine_output(),
+            _ => false,
+        }
     }
 
     /// Text to print now for one more batch, and the number of rows it holds.

@@ -1,5 +1,5 @@
 SELECT i_item_id,
-       avg(ss_quantity) agg1,
+       avg(cast(ss_quantity as double)) agg1,
        avg(ss_list_price) agg2,
        avg(ss_coupon_amt) agg3,
        avg(ss_sales_price) agg4

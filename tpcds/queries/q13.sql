@@ -1,5 +1,5 @@
 
-SELECT avg(ss_quantity) avg1,
+SELECT avg(cast(ss_quantity as double)) avg1,
        avg(ss_ext_sales_price) avg2,
        avg(ss_ext_wholesale_cost) avg3,
        sum(ss_ext_wholesale_cost)

@@ -2,7 +2,7 @@ SELECT i_product_name ,
        i_brand ,
        i_class ,
        i_category ,
-       avg(inv_quantity_on_hand) qoh
+       avg(cast(inv_quantity_on_hand as double)) qoh
 FROM inventory ,
      date_dim ,
      item

@@ -1,5 +1,5 @@
 SELECT i_item_id,
-       avg(cs_quantity) agg1,
+       avg(cast(cs_quantity as double)) agg1,
        avg(cs_list_price) agg2,
        avg(cs_coupon_amt) agg3,
        avg(cs_sales_price) agg4

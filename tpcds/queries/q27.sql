@@ -2,7 +2,7 @@ WITH results AS
   (SELECT i_item_id,
           s_state,
           0 AS g_state,
-          ss_quantity agg1,
+          cast(ss_quantity as double) agg1,
           ss_list_price agg2,
           ss_coupon_amt agg3,
           ss_sales_price agg4

@@ -15,7 +15,7 @@ WITH inv AS
              i_item_sk,
              d_moy,
              stddev_samp(inv_quantity_on_hand)*1.000 stdev,
-             avg(inv_quantity_on_hand) mean
+             avg(cast(inv_quantity_on_hand as double)) mean
       FROM inventory,
            item,
            warehouse,

@@ -1,6 +1,6 @@
 
 SELECT SUBSTRING(r_reason_desc,1,20) ,
-       avg(ws_quantity) avg1,
+       avg(cast(ws_quantity as double)) avg1,
        avg(wr_refunded_cash) avg2,
        avg(wr_fee)
 FROM web_sales,
@@ -52,7 +52,7 @@ WHERE ws_web_page_sk = wp_web_page_sk
            AND ws_net_profit BETWEEN 50 AND 250) )
 GROUP BY r_reason_desc
 ORDER BY SUBSTRING(r_reason_desc,1,20) ,
-         avg(ws_quantity) ,
+         avg(cast(ws_quantity as double)) ,
          avg(wr_refunded_cash) ,
          avg(wr_fee)
 LIMIT 100;

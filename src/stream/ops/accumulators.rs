@@ -8,6 +8,12 @@
 //! `MIN` / `MAX` keep a multiset of values (value → count), so retracting the current extreme
 //! falls back to the next one. `DISTINCT` aggregates keep the same multiset and count a value
 //! while its multiplicity is positive.
+//!
+//! Every value depends only on the multiset of rows that remain, never on the order rows were
+//! added and retracted in (so parallel runs, whose interleaving varies, agree exactly): integer
+//! and decimal sums are exact `i128`s; floating-point sums are kept exactly as non-overlapping
+//! partials (Shewchuk's algorithm, as Python's `math.fsum`), which retracting a value undoes
+//! exactly, and rounded once when read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,7 +93,7 @@ pub enum Acc {
     Sum {
         n: i64,
         exact: i128,
-        float: f64,
+        float: ExactFloatSum,
     },
     /// `MIN` / `MAX`: value → multiplicity.
     Extremes(BTreeMap<OwnedRow, i64>),
@@ -95,8 +101,94 @@ pub enum Acc {
     Distinct {
         values: HashMap<OwnedRow, i64>,
         exact: i128,
-        float: f64,
+        float: ExactFloatSum,
     },
+}
+
+/// The exact sum of a multiset of doubles: finite values as non-overlapping partials (their
+/// exact sum, Shewchuk's "Adaptive Precision Floating-Point Arithmetic"), infinities and NaNs
+/// counted. Adding `-x` undoes adding `x` exactly, so the value is a function of the multiset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExactFloatSum {
+    partials: Vec<f64>,
+    pos_inf: i64,
+    neg_inf: i64,
+    nan: i64,
+}
+
+impl ExactFloatSum {
+    /// Adds `x` (`sign` = 1) or takes it away (`sign` = -1).
+    pub fn add(&mut self, x: f64, sign: i64) {
+        if x.is_nan() {
+            self.nan += sign;
+        } else if x == f64::INFINITY {
+            self.pos_inf += sign;
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf += sign;
+        } else {
+            self.add_finite(if sign < 0 { -x } else { x });
+        }
+    }
+
+    fn add_finite(&mut self, mut x: f64) {
+        let mut kept = 0;
+        for j in 0..self.partials.len() {
+            let mut y = self.partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                self.partials[kept] = lo;
+                kept += 1;
+            }
+            x = hi;
+        }
+        self.partials.truncate(kept);
+        if x != 0.0 || self.partials.is_empty() {
+            self.partials.push(x);
+        }
+    }
+
+    /// The sum, correctly rounded (as `math.fsum`); NaN when NaNs or both infinities remain.
+    pub fn value(&self) -> f64 {
+        match (self.nan > 0, self.pos_inf > 0, self.neg_inf > 0) {
+            (true, _, _) | (false, true, true) => return f64::NAN,
+            (false, true, false) => return f64::INFINITY,
+            (false, false, true) => return f64::NEG_INFINITY,
+            _ => {}
+        }
+        let p = &self.partials;
+        let Some((&last, rest)) = p.split_last() else {
+            return 0.0;
+        };
+        let mut hi = last;
+        let mut lo = 0.0;
+        let mut n = rest.len();
+        while n > 0 {
+            let x = hi;
+            n -= 1;
+            let y = p[n];
+            hi = x + y;
+            let yr = hi - x;
+            lo = y - yr;
+            if lo != 0.0 {
+                break;
+            }
+        }
+        // Round half to even across the partials below: when the next partial has the same
+        // sign as the rounding error, the exact sum lies past the halfway point.
+        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            let yr = x - hi;
+            if y == yr {
+                hi = x;
+            }
+        }
+        hi
+    }
 }
 
 impl AggSpec {
@@ -154,13 +246,13 @@ impl AggSpec {
             _ if self.distinct => Acc::Distinct {
                 values: HashMap::new(),
                 exact: 0,
-                float: 0.0,
+                float: ExactFloatSum::default(),
             },
             AggKind::Count => Acc::Count(0),
             AggKind::Sum | AggKind::Avg => Acc::Sum {
                 n: 0,
                 exact: 0,
-                float: 0.0,
+                float: ExactFloatSum::default(),
             },
         }
     }
@@ -230,7 +322,7 @@ impl AggSpec {
             } => {
                 *n += sign;
                 *e = e.wrapping_add(exact.wrapping_mul(sign as i128));
-                *f += float * sign as f64;
+                f.add(float, sign);
             }
             Acc::Extremes(map) => {
                 let Some(rows) = &arg.rows else { return };
@@ -257,10 +349,10 @@ impl AggSpec {
                 }
                 if before <= 0 && after > 0 {
                     *e = e.wrapping_add(exact);
-                    *f += float;
+                    f.add(float, 1);
                 } else if before > 0 && after <= 0 {
                     *e = e.wrapping_sub(exact);
-                    *f -= float;
+                    f.add(float, -1);
                 }
             }
         }
@@ -270,7 +362,7 @@ impl AggSpec {
     pub fn value(&self, acc: &Acc) -> Result<ScalarValue> {
         let v = match acc {
             Acc::Count(n) => ScalarValue::Int64(Some(*n)),
-            Acc::Sum { n, exact, float } => self.sum_or_avg(*n, *exact, *float)?,
+            Acc::Sum { n, exact, float } => self.sum_or_avg(*n, *exact, float.value())?,
             Acc::Distinct {
                 values,
                 exact,
@@ -280,7 +372,7 @@ impl AggSpec {
                 if self.kind == AggKind::Count {
                     ScalarValue::Int64(Some(n))
                 } else {
-                    self.sum_or_avg(n, *exact, *float)?
+                    self.sum_or_avg(n, *exact, float.value())?
                 }
             }
             Acc::Extremes(map) => {
@@ -329,15 +421,19 @@ impl AggSpec {
             (_, NumClass::Float) => ScalarValue::Float64(Some(float / n as f64)),
             (_, NumClass::Exact { scale }) => match &self.output_type {
                 DataType::Decimal128(p, s) if *s >= scale => {
-                    // As DataFusion: scale the sum up to the result scale, then divide
-                    // (truncating).
+                    // As Flink (`functions::aggregates`): scale the sum up to the result scale,
+                    // then divide, rounding half away from zero.
                     let factor = 10i128
                         .checked_pow((*s - scale) as u32)
                         .ok_or_else(|| Error::invalid("AVG: decimal scale overflow"))?;
                     let scaled = exact
                         .checked_mul(factor)
                         .ok_or_else(|| Error::invalid("Arithmetic overflow in AVG"))?;
-                    ScalarValue::Decimal128(Some(scaled / n as i128), *p, *s)
+                    ScalarValue::Decimal128(Some(div_half_up(scaled, n as i128)), *p, *s)
+                }
+                // Integer AVG: integer division truncating toward zero, as Flink (Java `long`).
+                t if t.is_integer() => {
+                    ScalarValue::Int64(Some((exact / n as i128) as i64)).cast_to(t)?
                 }
                 _ => {
                     let unscaled = exact as f64 / 10f64.powi(scale as i32);
@@ -345,6 +441,16 @@ impl AggSpec {
                 }
             },
         })
+    }
+}
+
+/// `a / b` (`b` > 0) rounded half away from zero (Java's `RoundingMode.HALF_UP`).
+fn div_half_up(a: i128, b: i128) -> i128 {
+    let (q, r) = (a / b, a % b);
+    if r.unsigned_abs() * 2 >= b.unsigned_abs() {
+        q + a.signum()
+    } else {
+        q
     }
 }
 
@@ -599,5 +705,165 @@ mod tests {
             DataType::Utf8,
         );
         assert!(strings.is_err());
+    }
+
+    /// A deterministic shuffle (xorshift) of `0..n`.
+    fn shuffled(n: usize, mut seed: u64) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            v.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        v
+    }
+
+    #[test]
+    fn float_sums_do_not_depend_on_order_or_retractions() {
+        // Values of very different magnitudes: a plain f64 running sum gives different last
+        // digits per order (and retracting 1e16 would lose the small ones).
+        let values: Vec<f64> = (0..200)
+            .map(|i| match i % 4 {
+                0 => 1e16 + i as f64,
+                1 => 0.1 * i as f64,
+                2 => -1e-3 / (i as f64 + 1.0),
+                _ => -(1e16 - 3.0 * i as f64),
+            })
+            .collect();
+        let expected = {
+            let mut s = ExactFloatSum::default();
+            for v in &values {
+                s.add(*v, 1);
+            }
+            s.value()
+        };
+        // Plain summation is order-dependent here: the test would be vacuous otherwise.
+        let naive: Vec<f64> = (1..6)
+            .map(|seed| {
+                shuffled(values.len(), seed)
+                    .iter()
+                    .map(|&i| values[i])
+                    .sum()
+            })
+            .collect();
+        assert!(naive.iter().any(|v| *v != naive[0]), "{naive:?}");
+        for seed in 1..20 {
+            let mut s = ExactFloatSum::default();
+            // Add everything plus some extra values, retract the extras, in shuffled orders.
+            let extras = [1e300, -7.25, 3.5e-10, 1e16];
+            for &i in &shuffled(values.len(), seed) {
+                s.add(values[i], 1);
+                if i % 50 == 0 {
+                    s.add(extras[i / 50], 1);
+                }
+            }
+            for e in extras {
+                s.add(e, -1);
+            }
+            assert_eq!(s.value().to_bits(), expected.to_bits(), "seed {seed}");
+        }
+        // Correct rounding: 0.1 ten times is exactly 1.0 (a running sum gives 0.9999999999999999).
+        let mut s = ExactFloatSum::default();
+        (0..10).for_each(|_| s.add(0.1, 1));
+        assert_eq!(s.value(), 1.0);
+        // Infinities and NaN are counted, so retracting them restores the finite sum.
+        s.add(f64::INFINITY, 1);
+        assert_eq!(s.value(), f64::INFINITY);
+        s.add(f64::NAN, 1);
+        assert!(s.value().is_nan());
+        s.add(f64::INFINITY, -1);
+        s.add(f64::NAN, -1);
+        assert_eq!(s.value(), 1.0);
+    }
+
+    #[test]
+    fn double_avg_is_the_same_in_any_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let values: Vec<f64> = (0..100).map(|i| 1.0 / (i as f64 + 3.0) * 1e6).collect();
+        let avg = AggSpec::new(
+            AggKind::Avg,
+            false,
+            Some((x(), DataType::Float64)),
+            None,
+            DataType::Float64,
+        )
+        .unwrap();
+        let mut results = Vec::new();
+        for seed in 1..10 {
+            let order = shuffled(values.len(), seed);
+            let ordered: Vec<f64> = order.iter().map(|&i| values[i]).collect();
+            let b = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Float64Array::from(ordered))],
+            )
+            .unwrap();
+            let mut acc = avg.new_acc();
+            // Add all, retract the first half, add it back.
+            let half = values.len() / 2;
+            let mut signs = vec![1i64; values.len()];
+            run(&avg, &b, &signs, &mut acc);
+            signs.iter_mut().skip(half).for_each(|s| *s = 0);
+            signs.iter_mut().take(half).for_each(|s| *s = -1);
+            let ev = avg.evaluate(&b).unwrap();
+            for (i, s) in signs.iter().enumerate() {
+                if *s != 0 {
+                    avg.update(&mut acc, &ev, i, *s);
+                }
+            }
+            for i in 0..half {
+                avg.update(&mut acc, &ev, i, 1);
+            }
+            results.push(avg.value(&acc).unwrap());
+        }
+        assert!(results.iter().all(|r| *r == results[0]), "{results:?}");
+    }
+
+    #[test]
+    fn integer_avg_truncates_and_decimal_avg_rounds_half_up() {
+        // Flink: AVG(INT) of 1, 2, -7 is INT -1 (-4 / 3 truncated toward zero).
+        let avg = AggSpec::new(
+            AggKind::Avg,
+            false,
+            Some((x(), DataType::Int32)),
+            None,
+            DataType::Int32,
+        )
+        .unwrap();
+        let mut a = avg.new_acc();
+        run(
+            &avg,
+            &batch_i32(&[Some(1), Some(2), Some(-7)]),
+            &[1, 1, 1],
+            &mut a,
+        );
+        assert_eq!(avg.value(&a).unwrap(), ScalarValue::Int32(Some(-1)));
+        // Flink: AVG(DECIMAL(10, 2)) of 1.00, 2.00, -7.01 is DECIMAL(38, 6) -1.336667.
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "x",
+            DataType::Decimal128(10, 2),
+            true,
+        )]));
+        let values = Decimal128Array::from(vec![Some(100), Some(200), Some(-701)])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
+        let b = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let avg = AggSpec::new(
+            AggKind::Avg,
+            false,
+            Some((x(), DataType::Decimal128(10, 2))),
+            None,
+            DataType::Decimal128(38, 6),
+        )
+        .unwrap();
+        let mut a = avg.new_acc();
+        run(&avg, &b, &[1, 1, 1], &mut a);
+        assert_eq!(
+            avg.value(&a).unwrap(),
+            ScalarValue::Decimal128(Some(-1_336_667), 38, 6)
+        );
+        assert_eq!(div_half_up(5, 2), 3);
+        assert_eq!(div_half_up(-5, 2), -3);
+        assert_eq!(div_half_up(-4, 3), -1);
     }
 }
