@@ -39,6 +39,11 @@ const EVENTS: u64 = 20_000;
 const TPS: u64 = 200;
 /// Files the events are spread over; Flink ran at this parallelism.
 const FILES: usize = 8;
+/// The uneven layout of the same events: file 1 ten times the others, file 8 empty.
+const UNEVEN_WEIGHTS: [usize; 9] = [1, 10, 1, 1, 1, 1, 1, 1, 0];
+/// In the uneven layout, every run of this many rows of a file is written backwards (about 0.2 s
+/// of event time in the long file, 2 s in the others: within the 4 s watermark delay).
+const REVERSED_RUN: usize = 24;
 
 fn nexmark_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/nexmark")
@@ -104,7 +109,7 @@ fn json_value(array: &dyn Array, row: usize) -> Value {
 /// events are dealt out in turn, file `k` taking `weights[k]` of every `sum(weights)` events, so
 /// each file is in event-time order and spans the whole time range (a weight of 0: an empty
 /// file). The events are those of Weir's `nexmark` source, which depend only on its options.
-async fn write_files(dir: &Path, events: u64, weights: &[usize]) {
+async fn write_files(dir: &Path, events: u64, weights: &[usize], reverse: usize) {
     let total: usize = weights.iter().sum();
     assert!(total > 0, "all weights are 0");
     let mut slots = Vec::with_capacity(total);
@@ -123,12 +128,7 @@ async fn write_files(dir: &Path, events: u64, weights: &[usize]) {
     )
     .await;
     std::fs::create_dir_all(dir).unwrap();
-    let mut out: Vec<_> = (0..weights.len())
-        .map(|k| {
-            let f = std::fs::File::create(dir.join(format!("part-{k}.json"))).unwrap();
-            std::io::BufWriter::new(f)
-        })
-        .collect();
+    let mut lines: Vec<Vec<String>> = vec![Vec::new(); weights.len()];
     let mut n = 0usize;
     for b in &batches {
         let names = b.schema();
@@ -137,14 +137,25 @@ async fn write_files(dir: &Path, events: u64, weights: &[usize]) {
             for (field, column) in names.fields().iter().zip(b.columns()) {
                 object.insert(field.name().clone(), json_value(column.as_ref(), row));
             }
-            let file = &mut out[slots[n % total]];
-            serde_json::to_writer(&mut *file, &Value::Object(object)).unwrap();
-            file.write_all(b"\n").unwrap();
+            lines[slots[n % total]].push(serde_json::to_string(&Value::Object(object)).unwrap());
             n += 1;
         }
     }
     assert_eq!(n as u64, events, "the source gave {n} events");
-    for mut f in out {
+    for (k, mut rows) in lines.into_iter().enumerate() {
+        // Out of order within the watermark delay: each run of `reverse` rows of a file (well
+        // under 4 s of event time) backwards.
+        if reverse > 1 {
+            for chunk in rows.chunks_mut(reverse) {
+                chunk.reverse();
+            }
+        }
+        let f = std::fs::File::create(dir.join(format!("part-{k}.json"))).unwrap();
+        let mut f = std::io::BufWriter::new(f);
+        for line in rows {
+            f.write_all(line.as_bytes()).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
         f.flush().unwrap();
     }
 }
@@ -155,13 +166,22 @@ fn files() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events");
+        let uneven = dir.path().join("uneven");
         // Its own runtime: the caller's test runtime cannot be blocked on.
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
                     tokio::runtime::Runtime::new()
                         .unwrap()
-                        .block_on(write_files(&path, EVENTS, &[1; FILES]));
+                        .block_on(write_files(&path, EVENTS, &[1; FILES], 1));
+                    // The same events as nine files: one empty, one ten times longer than the
+                    // others, each out of order within the watermark delay.
+                    tokio::runtime::Runtime::new().unwrap().block_on(write_files(
+                        &uneven,
+                        EVENTS,
+                        &UNEVEN_WEIGHTS,
+                        REVERSED_RUN,
+                    ));
                 })
                 .join()
                 .unwrap();
@@ -182,7 +202,7 @@ async fn write_files_for_flink() {
         Ok(w) => w.split(',').map(|x| x.trim().parse().unwrap()).collect(),
         Err(_) => vec![1; files],
     };
-    write_files(Path::new(&dir), events, &weights).await;
+    write_files(Path::new(&dir), events, &weights, 1).await;
     // q13's side input (Flink refuses q13 over it, but the script tries).
     let side = (0..10_000)
         .map(|k| format!("{k},value-{k}\n"))
@@ -273,6 +293,18 @@ fn query_parts(s: &Session, q: &str) -> (Vec<String>, String) {
             query = Some(rest[after_table..].trim().to_string());
         } else if text.contains("CREATE FUNCTION") {
             setup.push(text.to_string());
+        } else if text.contains("CREATE TABLE side_input") {
+            // q13's side input, with Flink's legacy connector options swapped for today's.
+            let path = files().join("side_input.txt");
+            if !path.exists() {
+                let side: String = (0..10_000).map(|k| format!("{k},value-{k}\n")).collect();
+                std::fs::write(&path, side).unwrap();
+            }
+            setup.push(format!(
+                "CREATE TABLE side_input (key BIGINT, `value` VARCHAR) WITH ('connector' = \
+                 'filesystem', 'path' = '{}', 'format' = 'csv')",
+                path.display()
+            ));
         }
     }
     (setup, query.expect("an INSERT"))
@@ -302,19 +334,50 @@ fn missing_from(a: &[String], b: &[String]) -> (usize, Vec<String>) {
     (count, out)
 }
 
-/// Runs query `q`'s SELECT over the files in `mode` at `parallelism` and compares its final rows
-/// with Flink's.
-async fn check(q: &str, mode: &str, parallelism: usize) {
+/// How one run reads the events.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    mode: &'static str,
+    /// `None`: the default (the machine's cores).
+    parallelism: Option<usize>,
+    /// The uneven layout (nine files, one empty, one ten times longer, out of order within
+    /// the watermark delay) instead of Flink's eight even files.
+    uneven: bool,
+    /// `'weir.stream.split-size'`: byte-range splits.
+    split_size: Option<&'static str>,
+    seed: Option<u64>,
+}
+
+impl Run {
+    fn new(mode: &'static str, parallelism: usize) -> Run {
+        Run {
+            mode,
+            parallelism: Some(parallelism),
+            uneven: false,
+            split_size: None,
+            seed: None,
+        }
+    }
+}
+
+/// The final rows of query `q`'s SELECT in `run`, in canonical form (doubles rounded when
+/// `round`).
+async fn answer(q: &str, run: Run) -> Vec<String> {
     let root = files();
     let mut s = Session::open(SessionOptions::default()).await.unwrap();
-    s.execute_sql(&format!(
-        "SET 'execution.runtime-mode' = '{mode}'; SET 'parallelism.default' = '{parallelism}';"
-    ))
-    .await
-    .unwrap();
-    s.execute_sql(&files_ddl(&root.join("events")))
-        .await
-        .unwrap();
+    let mut set = format!("SET 'execution.runtime-mode' = '{}';", run.mode);
+    if let Some(p) = run.parallelism {
+        set.push_str(&format!(" SET 'parallelism.default' = '{p}';"));
+    }
+    if let Some(size) = run.split_size {
+        set.push_str(&format!(" SET 'weir.stream.split-size' = '{size}';"));
+    }
+    if let Some(seed) = run.seed {
+        set.push_str(&format!(" SET 'weir.testing.perturbation-seed' = '{seed}';"));
+    }
+    s.execute_sql(&set).await.unwrap();
+    let dir = root.join(if run.uneven { "uneven" } else { "events" });
+    s.execute_sql(&files_ddl(&dir)).await.unwrap();
     let views = std::fs::read_to_string(nexmark_dir().join("ddl_views.sql"))
         .unwrap()
         .replace("${NEXMARK_TABLE}", "datagen");
@@ -325,19 +388,91 @@ async fn check(q: &str, mode: &str, parallelism: usize) {
             .await
             .unwrap_or_else(|e| panic!("{q}: {statement}\n{e}"));
     }
-    let actual = canonical_rows(&all_batches(&mut s, &query).await);
-    let expected = expected(q);
-    if actual != expected {
-        let (extra, extra_rows) = missing_from(&actual, &expected);
-        let (missing, missing_rows) = missing_from(&expected, &actual);
+    canonical_rows(&all_batches(&mut s, &query).await)
+}
+
+/// The reference answer of `q`: Flink's where it ran the query, else Weir's batch answer (q6,
+/// which Flink cannot run; q13, whose side input Flink refuses).
+async fn reference(q: &str) -> Vec<String> {
+    if nexmark_dir().join(format!("expected-flink/{q}.txt")).exists() {
+        expected(q)
+    } else {
+        answer(q, Run::new("batch", 4)).await
+    }
+}
+
+/// Runs query `q` as `run` says and compares its final rows with the reference answer.
+async fn check_run(q: &str, run: Run, reference: &[String]) {
+    let actual = answer(q, run).await;
+    if actual != reference {
+        let (extra, extra_rows) = missing_from(&actual, reference);
+        let (missing, missing_rows) = missing_from(reference, &actual);
         panic!(
-            "{q} ({mode}, parallelism {parallelism}): {} rows, Flink {}; {extra} rows not in \
-             Flink's answer, e.g.\n  {}\n{missing} of Flink's rows missing, e.g.\n  {}",
+            "{q} ({run:?}): {} rows, reference {}; {extra} rows not in the reference, e.g.\n  \
+             {}\n{missing} of the reference's rows missing, e.g.\n  {}",
             actual.len(),
-            expected.len(),
+            reference.len(),
             extra_rows.join("\n  "),
             missing_rows.join("\n  ")
         );
+    }
+}
+
+/// Runs query `q`'s SELECT over Flink's files in `mode` at `parallelism` and compares its final
+/// rows with Flink's.
+async fn check(q: &str, mode: &'static str, parallelism: usize) {
+    check_run(q, Run::new(mode, parallelism), &expected(q)).await;
+}
+
+/// The scheduling-independence runs of a query over the uneven layout: parallelism 1, 2 and 4,
+/// perturbation seeds 1 to 3, one split per file or byte ranges of 16 KiB. `cargo test` runs
+/// three of them (each parallelism once, seeds and layouts varying); `WEIR_LONG_TESTS=1` all 18.
+fn scheduling_runs() -> Vec<Run> {
+    let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
+    let mut runs = Vec::new();
+    for (i, parallelism) in [1usize, 2, 4].into_iter().enumerate() {
+        for seed in 1..=3u64 {
+            for split_size in [None, Some("16kb")] {
+                let sampled = seed as usize == i + 1 && split_size.is_some() == (i % 2 == 1);
+                if long || sampled {
+                    runs.push(Run {
+                        mode: "streaming",
+                        parallelism: Some(parallelism),
+                        uneven: true,
+                        split_size,
+                        seed: Some(seed),
+                    });
+                }
+            }
+        }
+    }
+    runs
+}
+
+async fn check_scheduling(q: &str) {
+    let reference = reference(q).await;
+    assert!(!reference.is_empty(), "{q}: empty reference");
+    for run in scheduling_runs() {
+        check_run(q, run, &reference).await;
+    }
+}
+
+/// Running the same streaming query again at the default parallelism (no perturbation) gives the
+/// same answer, exactly: ten times with `WEIR_LONG_TESTS=1`, three times otherwise.
+async fn check_repeatable(q: &str) {
+    let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
+    let run = Run {
+        mode: "streaming",
+        parallelism: None,
+        uneven: true,
+        split_size: None,
+        seed: None,
+    };
+    let first = answer(q, run).await;
+    assert!(!first.is_empty(), "{q}: no rows");
+    for k in 1..if long { 10 } else { 3 } {
+        let again = answer(q, run).await;
+        assert!(again == first, "{q}: run {} gave another answer than run 1", k + 1);
     }
 }
 
@@ -359,7 +494,34 @@ macro_rules! nexmark {
 }
 
 nexmark!(batch, "batch", 4);
-nexmark!(streaming_p1, "streaming", 1);
-nexmark!(streaming_p2, "streaming", 2);
-nexmark!(streaming_p4, "streaming", 4);
 nexmark!(streaming_files, "streaming", super::FILES);
+
+/// Every streaming query (q12 aside: processing time) over the uneven layout under
+/// [`scheduling_runs`]: `scheduling::qN`.
+mod scheduling {
+    macro_rules! each {
+        ($($q:ident),*) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $q() {
+                super::check_scheduling(stringify!($q)).await;
+            }
+        )*};
+    }
+    each!(
+        q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q13, q14, q15, q16, q17, q18, q19, q20,
+        q21, q22
+    );
+}
+
+/// The same answer every time: `repeatable::qN`.
+mod repeatable {
+    macro_rules! each {
+        ($($q:ident),*) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $q() {
+                super::check_repeatable(stringify!($q)).await;
+            }
+        )*};
+    }
+    each!(q4, q5, q8, q9, q18, q19);
+}

@@ -108,6 +108,8 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     // Flink identifiers are case-sensitive (function names are not: DataFusion folds those).
     opts.sql_parser.enable_ident_normalization = false;
     opts.sql_parser.map_string_types_to_utf8view = false;
+    // As in Flink, `0.908` is DECIMAL(3, 3) (exact); `0.908E0` is DOUBLE.
+    opts.sql_parser.parse_float_as_decimal = true;
     opts.execution.parquet.schema_force_view_types = false;
     opts.execution.time_zone = Some("UTC".to_string());
     for (key, value) in options {
