@@ -176,12 +176,9 @@ fn files() -> &'static Path {
                         .block_on(write_files(&path, EVENTS, &[1; FILES], 1));
                     // The same events as nine files: one empty, one ten times longer than the
                     // others, each out of order within the watermark delay.
-                    tokio::runtime::Runtime::new().unwrap().block_on(write_files(
-                        &uneven,
-                        EVENTS,
-                        &UNEVEN_WEIGHTS,
-                        REVERSED_RUN,
-                    ));
+                    tokio::runtime::Runtime::new()
+                        .unwrap()
+                        .block_on(write_files(&uneven, EVENTS, &UNEVEN_WEIGHTS, REVERSED_RUN));
                 })
                 .join()
                 .unwrap();
@@ -373,7 +370,9 @@ async fn answer(q: &str, run: Run) -> Vec<String> {
         set.push_str(&format!(" SET 'weir.stream.split-size' = '{size}';"));
     }
     if let Some(seed) = run.seed {
-        set.push_str(&format!(" SET 'weir.testing.perturbation-seed' = '{seed}';"));
+        set.push_str(&format!(
+            " SET 'weir.testing.perturbation-seed' = '{seed}';"
+        ));
     }
     s.execute_sql(&set).await.unwrap();
     let dir = root.join(if run.uneven { "uneven" } else { "events" });
@@ -394,7 +393,10 @@ async fn answer(q: &str, run: Run) -> Vec<String> {
 /// The reference answer of `q`: Flink's where it ran the query, else Weir's batch answer (q6,
 /// which Flink cannot run; q13, whose side input Flink refuses).
 async fn reference(q: &str) -> Vec<String> {
-    if nexmark_dir().join(format!("expected-flink/{q}.txt")).exists() {
+    if nexmark_dir()
+        .join(format!("expected-flink/{q}.txt"))
+        .exists()
+    {
         expected(q)
     } else {
         answer(q, Run::new("batch", 4)).await
@@ -472,7 +474,11 @@ async fn check_repeatable(q: &str) {
     assert!(!first.is_empty(), "{q}: no rows");
     for k in 1..if long { 10 } else { 3 } {
         let again = answer(q, run).await;
-        assert!(again == first, "{q}: run {} gave another answer than run 1", k + 1);
+        assert!(
+            again == first,
+            "{q}: run {} gave another answer than run 1",
+            k + 1
+        );
     }
 }
 
