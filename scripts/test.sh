@@ -34,6 +34,9 @@ export WEIR_PYTHON="$WEIR_PY_VENV/bin/python"
 # Tests that need a peer (Python clients, the Hive Metastore) fail instead of skipping when it is
 # missing: this script provides every peer.
 export WEIR_REQUIRE_PEERS=1
+# The long suites (the full scheduling-independence matrices, ten runs of each repeatability
+# query) run unless WEIR_LONG_TESTS=0 is set for a quicker local run.
+export WEIR_LONG_TESTS="${WEIR_LONG_TESTS:-1}"
 
 # The Hive Metastore peer (Hive 2.3.10 from PyPI's pyspark jars, on loopback) with its sample
 # tables, for tests/hive.rs; stopped when this script exits.
