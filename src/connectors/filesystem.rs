@@ -875,39 +875,18 @@ async fn watch_directory(
             if !seen.insert(file.clone()) {
                 continue;
             }
-            let one = FilesystemTable {
-                name: table.name.clone(),
-                config: Arc::new(FsConfig {
-                    path: file,
-                    monitor_interval: None,
-                    ..(*table.config).clone()
-                }),
-                layout: table.layout.clone(),
-            };
-            let plan = match one
-                .scan_inner(&session, projection.as_ref(), &[], None)
-                .await
-            {
-                Ok(p) => p,
+            let read = MonitorDiscovery::read_file(&table, &session, projection.as_ref(), file);
+            let mut stream = match read.await {
+                Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
                     return;
                 }
             };
-            let task = session.task_ctx();
-            for partition in 0..plan.output_partitioning().partition_count() {
-                let mut stream = match plan.execute(partition, Arc::clone(&task)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                while let Some(batch) = stream.next().await {
-                    let failed = batch.is_err();
-                    if tx.send(batch).await.is_err() || failed {
-                        return;
-                    }
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if tx.send(batch.map_err(DataFusionError::from)).await.is_err() || failed {
+                    return;
                 }
             }
         }

@@ -369,21 +369,23 @@ pub(crate) async fn run_source(
         .settings
         .perturbation_seed
         .map(|seed| StdRng::seed_from_u64(seed ^ mix(ctx.node as u64, instance as u64)));
-    let member = node.alignment.as_ref().map(|a| a.group.join());
-    let mut sent_watermark = i64::MIN;
-    let mut sent_idle = false;
+    let mut marks = Marks {
+        member: node.alignment.as_ref().map(|a| a.group.join()),
+        sent_watermark: i64::MIN,
+        sent_idle: false,
+    };
 
     loop {
         if discovery.is_none() && splits.iter().all(|s| !s.live()) {
             break;
         }
         // Splits that may be read now: live and not paused by alignment.
-        let limit = match &node.alignment {
-            Some(a) => a
-                .group
-                .min()
-                .saturating_add(a.max_drift.as_millis().min(i64::MAX as u128) as i64),
-            None => i64::MAX,
+        let group_min = node.alignment.as_ref().map(|a| a.group.min());
+        let limit = match (&node.alignment, group_min) {
+            (Some(a), Some(min)) => {
+                min.saturating_add(a.max_drift.as_millis().min(i64::MAX as u128) as i64)
+            }
+            _ => i64::MAX,
         };
         let candidates: Vec<usize> = (0..splits.len())
             .filter(|&k| splits[k].live() && splits[k].watermark <= limit)
@@ -441,7 +443,15 @@ pub(crate) async fn run_source(
             let aligned = async {
                 match &node.alignment {
                     // Paused splits: wait until the group's minimum moves.
-                    Some(a) if paused => a.group.changed.notified().await,
+                    Some(a) if paused => {
+                        // Registered before the check, so a change in between is not missed.
+                        let notified = a.group.changed.notified();
+                        tokio::pin!(notified);
+                        notified.as_mut().enable();
+                        if Some(a.group.min()) == group_min {
+                            notified.await;
+                        }
+                    }
                     _ => futures::future::pending().await,
                 }
             };
@@ -461,7 +471,7 @@ pub(crate) async fn run_source(
                 let split = &mut splits[k];
                 split.last_data = Instant::now();
                 split.idle = false;
-                sent_idle = false;
+                marks.sent_idle = false;
                 if batch.num_rows() == 0 {
                     continue;
                 }
@@ -502,15 +512,7 @@ pub(crate) async fn run_source(
                         tokio::task::yield_now().await;
                     }
                     let w = instance_watermark(&splits);
-                    advance(
-                        &node,
-                        w,
-                        member,
-                        &emitter,
-                        &mut sent_watermark,
-                        &mut sent_idle,
-                    )
-                    .await?;
+                    marks.advance(&node, w, &emitter).await?;
                 }
                 continue;
             }
@@ -540,50 +542,50 @@ pub(crate) async fn run_source(
             Event::Aligned => {}
         }
         let w = instance_watermark(&splits);
-        advance(
-            &node,
-            w,
-            member,
-            &emitter,
-            &mut sent_watermark,
-            &mut sent_idle,
-        )
-        .await?;
+        marks.advance(&node, w, &emitter).await?;
     }
-    if let (Some(a), Some(m)) = (&node.alignment, member) {
+    if let (Some(a), Some(m)) = (&node.alignment, marks.member) {
         a.group.set(m, i64::MAX);
     }
     emitter.control(Message::End).await
 }
 
-/// Sends the instance's watermark (the minimum over its live, non-idle splits) when it advanced,
-/// or `Idle` when every live split is idle; updates the alignment group.
-async fn advance(
-    node: &SourceNode,
-    (current, any_live): (Option<i64>, bool),
+/// What a source instance has told downstream and its alignment group.
+struct Marks {
+    /// Its index in the alignment group, if any.
     member: Option<usize>,
-    emitter: &Emitter,
-    sent_watermark: &mut i64,
-    sent_idle: &mut bool,
-) -> Result<()> {
-    if let (Some(a), Some(m)) = (&node.alignment, member) {
-        a.group.set(m, current.unwrap_or(i64::MAX));
-    }
-    if node.watermark.is_none() {
-        return Ok(());
-    }
-    match current {
-        Some(w) if w > *sent_watermark => {
-            *sent_watermark = w;
-            emitter.control(Message::Watermark(w)).await?;
+    sent_watermark: i64,
+    sent_idle: bool,
+}
+
+impl Marks {
+    /// Sends the instance's watermark (the minimum over its live, non-idle splits) when it
+    /// advanced, or `Idle` when every live split is idle; updates the alignment group.
+    async fn advance(
+        &mut self,
+        node: &SourceNode,
+        (current, any_live): (Option<i64>, bool),
+        emitter: &Emitter,
+    ) -> Result<()> {
+        if let (Some(a), Some(m)) = (&node.alignment, self.member) {
+            a.group.set(m, current.unwrap_or(i64::MAX));
         }
-        None if any_live && !*sent_idle => {
-            *sent_idle = true;
-            emitter.control(Message::Idle).await?;
+        if node.watermark.is_none() {
+            return Ok(());
         }
-        _ => {}
+        match current {
+            Some(w) if w > self.sent_watermark => {
+                self.sent_watermark = w;
+                emitter.control(Message::Watermark(w)).await?;
+            }
+            None if any_live && !self.sent_idle => {
+                self.sent_idle = true;
+                emitter.control(Message::Idle).await?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The instance's watermark: the minimum over live, non-idle splits (`None` when there is no such
