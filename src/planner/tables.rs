@@ -185,6 +185,7 @@ fn view_table(
     let mut plan =
         SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
     plan = super::temporal::apply(ctx, plan, &as_of)?;
+    plan = super::plain_hinted_names(plan)?;
     if !view.columns.is_empty() {
         let fields = plan.schema().columns();
         if fields.len() != view.columns.len() {
