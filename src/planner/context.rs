@@ -85,10 +85,12 @@ impl<'a> PlanningContext<'a> {
         if let Some(s) = self.sources.borrow().get(path) {
             return Ok(Arc::clone(s));
         }
-        let table = self
-            .snapshot
-            .get(path)
-            .ok_or_else(|| Error::not_found(format!("table or view {path} does not exist")))?;
+        let table = self.snapshot.get(path).ok_or_else(|| {
+            Error::not_found(format!(
+                "table or view {} does not exist",
+                super::resolve::display_path(path)
+            ))
+        })?;
         let depth = self.view_depth.get();
         if depth >= MAX_VIEW_DEPTH {
             return Err(Error::invalid(format!(

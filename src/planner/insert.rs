@@ -33,9 +33,12 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
         .qualify(&parts)
         .ok_or_else(|| Error::invalid(format!("`{}` is not a valid table name", insert.table)))?;
     let target = ctx.source(&path)?;
+    // A hinted target's path carries its options (see `resolve`); messages and the plan name the
+    // table itself.
+    let shown = super::resolve::display_path(&path);
     if target.get_logical_plan().is_some() && ctx.snapshot.get(&path).is_some_and(|t| t.is_view()) {
         return Err(Error::invalid(format!(
-            "{path} is a view; INSERT needs a table"
+            "{shown} is a view; INSERT needs a table"
         )));
     }
     let table_schema = target.schema();
@@ -47,7 +50,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
     for (name, value) in &insert.partition {
         let index = table_schema.index_of(name).map_err(|_| {
             Error::not_found(format!(
-                "PARTITION ({name} = ...): {path} has no column `{name}`"
+                "PARTITION ({name} = ...): {shown} has no column `{name}`"
             ))
         })?;
         let expr = planner.sql_to_expr(
@@ -70,7 +73,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
             .map(|c| {
                 let i = table_schema.index_of(c).map_err(|_| {
                     Error::not_found(format!(
-                        "INSERT INTO {path}: no column `{c}`; columns: {}",
+                        "INSERT INTO {shown}: no column `{c}`; columns: {}",
                         super::column_names(table_schema.fields())
                     ))
                 })?;
@@ -90,7 +93,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
             .map(|&i| table_schema.field(i).name().as_str())
             .collect();
         return Err(Error::invalid(format!(
-            "INSERT INTO {path}: the query returns {} columns, but {} are expected ({})",
+            "INSERT INTO {shown}: the query returns {} columns, but {} are expected ({})",
             source_columns.len(),
             targets.len(),
             names.join(", ")
@@ -105,7 +108,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
             let from = column.to_field(source.schema())?.1.data_type().clone();
             if !assignable(&from, field.data_type()) {
                 return Err(Error::invalid(format!(
-                    "incompatible types for column `{}` of {path}: the query gives {} (column {} `{}`), the table expects {}",
+                    "incompatible types for column `{}` of {shown}: the query gives {} (column {} `{}`), the table expects {}",
                     field.name(),
                     crate::types::SqlType::from_arrow(&from).map(|t| t.to_string()).unwrap_or_else(|_| from.to_string()),
                     pos + 1,
@@ -120,7 +123,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
         } else {
             if !field.is_nullable() {
                 return Err(Error::invalid(format!(
-                    "INSERT INTO {path}: column `{}` is NOT NULL and needs a value",
+                    "INSERT INTO {shown}: column `{}` is NOT NULL and needs a value",
                     field.name()
                 )));
             }
@@ -134,11 +137,7 @@ pub fn plan_insert(ctx: &PlanningContext, insert: &Insert) -> Result<(ObjectPath
     } else {
         InsertOp::Append
     };
-    let table_ref = TableReference::full(
-        path.catalog.clone(),
-        path.database.clone(),
-        path.name.clone(),
-    );
+    let table_ref = TableReference::full(shown.catalog, shown.database, shown.name);
     let plan = LogicalPlan::Dml(DmlStatement::new(
         table_ref,
         target,

@@ -6,10 +6,15 @@
 //! objects they use, and returns the [`CatalogSnapshot`] the planner works from. Names that do not
 //! resolve are left out; the planner reports them with their position.
 //!
+//! A name the parser encoded with an `OPTIONS` hint (see [`crate::sql::hints`]) is looked up
+//! under the table's own name and stored in the snapshot under the encoded name, as a copy of the
+//! table's definition with the hinted options merged into its `WITH` options; [`display_name`]
+//! gives the name back for messages.
+//!
 //! A view's query is planned in the view's own catalog and database: [`qualify_query`] rewrites
 //! its unqualified names to full ones before it is resolved and planned.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
@@ -20,7 +25,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::catalog::CatalogTable;
 use crate::catalog::registry::{CatalogRegistry, ObjectPath};
 use crate::catalog::snapshot::CatalogSnapshot;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sql::{self, Statement};
 
 /// Collects CTE names anywhere in a query.
@@ -186,9 +191,20 @@ pub async fn build_snapshot(
         if !seen.insert(path.clone()) {
             continue;
         }
-        let Some(table) = registry.lookup(&path).await? else {
+        let hinted = sql::hints::decode(&path.name);
+        let lookup_path = match &hinted {
+            Some((name, _)) => ObjectPath {
+                name: (*name).to_string(),
+                ..path.clone()
+            },
+            None => path.clone(),
+        };
+        let Some(mut table) = registry.lookup(&lookup_path).await? else {
             continue;
         };
+        if let Some((name, options)) = hinted {
+            table = with_hint_options(table, name, options)?;
+        }
         if let CatalogTable::View(view) = &table {
             // A view that does not parse is reported when it is planned.
             if let Ok(mut query) = sql::parse_query(&view.query) {
@@ -197,13 +213,13 @@ pub async fn build_snapshot(
             }
         }
         if let CatalogTable::Table(def) = &table
-            && registry.temporary(&path).is_none()
+            && registry.temporary(&lookup_path).is_none()
             && let Ok(catalog) = registry.catalog(&path.catalog)
         {
             // A catalog that serves the table itself (Hive); its errors surface when the table
             // is planned, so statements that do not scan it are unaffected.
             match catalog
-                .table_provider(&path.database, &path.name, def)
+                .table_provider(&path.database, &lookup_path.name, def)
                 .await
             {
                 Ok(None) => {}
@@ -218,4 +234,41 @@ pub async fn build_snapshot(
         snapshot.tables.insert(path, table);
     }
     Ok(snapshot)
+}
+
+/// A table's definition for one hinted reference: its `WITH` options overridden and extended by
+/// the `OPTIONS` hint's (the catalog's definition is unchanged).
+///
+/// # Errors
+/// `Invalid` for a view: hints apply to tables.
+fn with_hint_options(
+    table: CatalogTable,
+    name: &str,
+    options: BTreeMap<String, String>,
+) -> Result<CatalogTable> {
+    match table {
+        CatalogTable::Table(mut def) => {
+            def.options.extend(options);
+            Ok(CatalogTable::Table(def))
+        }
+        CatalogTable::View(_) => Err(Error::invalid(format!(
+            "OPTIONS hint on view `{name}`: hints apply to tables"
+        ))),
+    }
+}
+
+/// The table's own name of a name part the parser may have encoded with an `OPTIONS` hint
+/// (`orders /*+ OPTIONS(..) */` is looked up under an encoded name): use it wherever a table
+/// name reaches a message.
+pub fn display_name(name: &str) -> &str {
+    sql::hints::display_name(name)
+}
+
+/// `path` with its name as the user wrote it (see [`display_name`]), for messages.
+pub fn display_path(path: &ObjectPath) -> ObjectPath {
+    ObjectPath {
+        catalog: path.catalog.clone(),
+        database: path.database.clone(),
+        name: display_name(&path.name).to_string(),
+    }
 }

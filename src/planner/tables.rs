@@ -25,7 +25,7 @@ use datafusion::sql::planner::{PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast;
 
 use super::context::PlanningContext;
-use super::resolve::qualify_query;
+use super::resolve::{display_path, qualify_query};
 use crate::catalog::registry::ObjectPath;
 use crate::catalog::{CatalogTable, ColumnKind, TableDef, ViewDef};
 use crate::connectors;
@@ -51,9 +51,11 @@ fn connector_table(
     path: &ObjectPath,
     def: &TableDef,
 ) -> Result<Arc<dyn TableProvider>> {
+    // A hinted reference's path carries its options; messages name the table itself.
+    let shown = display_path(path);
     let inner = match ctx.snapshot.provider(path)? {
         Some(provider) => provider,
-        None => connectors::create_table_provider(&path.dotted(), def)?,
+        None => connectors::create_table_provider(&shown.dotted(), def)?,
     };
     let computed = def
         .columns
@@ -77,7 +79,7 @@ fn connector_table(
                 column: wm.column.clone(),
                 expr,
                 options: super::watermark::WatermarkOptions::parse(&def.options)
-                    .map_err(|e| e.context(format!("in table {path}")))?,
+                    .map_err(|e| e.context(format!("in table {shown}")))?,
             }),
         });
     }
@@ -91,6 +93,7 @@ fn read_plan(
     def: &TableDef,
     inner: Arc<dyn TableProvider>,
 ) -> Result<LogicalPlan> {
+    let path = &display_path(path);
     let table_ref = TableReference::bare(path.name.clone());
     let scan =
         LogicalPlanBuilder::scan(table_ref.clone(), provider_as_source(inner), None)?.build()?;
@@ -182,6 +185,7 @@ fn view_table(
     let mut plan =
         SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
     plan = super::temporal::apply(ctx, plan, &as_of)?;
+    plan = super::plain_hinted_names(plan)?;
     if !view.columns.is_empty() {
         let fields = plan.schema().columns();
         if fields.len() != view.columns.len() {

@@ -86,7 +86,9 @@ pub fn take(query: &mut ast::Query) -> Vec<AsOf> {
 
 /// The SQL text of `query` that parses back to the same query. sqlparser prints a table's
 /// `FOR SYSTEM_TIME AS OF` after its alias but parses it only before; stored view text must
-/// round-trip, so the versioned tables are printed here in the parseable order.
+/// round-trip, so the versioned tables are printed here in the parseable order. A table reference
+/// with an `OPTIONS` hint (an encoded name, see [`crate::sql::hints`]) is printed as its name
+/// followed by the hint.
 pub fn query_text(query: &ast::Query) -> String {
     struct Marker(Vec<(String, String)>);
     impl VisitorMut for Marker {
@@ -98,18 +100,36 @@ pub fn query_text(query: &ast::Query) -> String {
                 version,
                 ..
             } = tf
-                && let Some(v) = version.take()
             {
+                let hinted = hinted_name_text(name);
+                let v = version.take();
+                if hinted.is_none() && v.is_none() {
+                    return ControlFlow::Continue(());
+                }
+                let name_text = hinted.unwrap_or_else(|| name.to_string());
                 let placeholder = format!("__weir_table_version_{}", self.0.len());
-                let text = match alias.take() {
-                    Some(a) => format!("{name} {v} {a}"),
-                    None => format!("{name} {v}"),
+                let text = match (v, alias.take()) {
+                    (Some(v), Some(a)) => format!("{name_text} {v} {a}"),
+                    (Some(v), None) => format!("{name_text} {v}"),
+                    (None, Some(a)) => format!("{name_text} {a}"),
+                    (None, None) => name_text,
                 };
                 *name = ast::ObjectName::from(vec![ast::Ident::new(placeholder.clone())]);
                 self.0.push((placeholder, text));
             }
             ControlFlow::Continue(())
         }
+    }
+    /// `name /*+ OPTIONS(...) */` for a hinted name.
+    fn hinted_name_text(name: &ast::ObjectName) -> Option<String> {
+        let mut plain = name.clone();
+        let last = plain.0.last_mut()?.as_ident()?.clone();
+        let (table, options) = crate::sql::hints::decode(&last.value)?;
+        let hint = crate::sql::hints::hint_text(&options);
+        if let Some(ast::ObjectNamePart::Identifier(id)) = plain.0.last_mut() {
+            id.value = table.to_string();
+        }
+        Some(format!("{plain} {hint}"))
     }
     let mut query = query.clone();
     let mut marker = Marker(Vec::new());
@@ -234,7 +254,12 @@ fn temporal_join(
     time: &Column,
     as_of: &AsOf,
 ) -> Result<LogicalPlan> {
-    let name = as_of.table.join(".");
+    let name = as_of
+        .table
+        .iter()
+        .map(|p| super::resolve::display_name(p))
+        .collect::<Vec<_>>()
+        .join(".");
     let path = ctx
         .snapshot
         .qualify(&as_of.table)
@@ -248,7 +273,12 @@ fn temporal_join(
                 as_of.expr
             )));
         }
-        None => return Err(Error::not_found(format!("table {path} does not exist"))),
+        None => {
+            return Err(Error::not_found(format!(
+                "table {} does not exist",
+                super::resolve::display_path(&path)
+            )));
+        }
     };
     let (Some(pk), Some(wm)) = (&def.primary_key, &def.watermark) else {
         return Err(Error::invalid(format!(

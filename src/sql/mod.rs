@@ -8,6 +8,7 @@
 mod ddl;
 pub mod dialect;
 pub mod flink_types;
+pub mod hints;
 pub mod parser;
 mod show;
 pub mod statement;

@@ -7,6 +7,9 @@
 //! sqlparser's `Parser` for queries and expressions and parses Flink-only statements itself
 //! (DDL in `ddl.rs`, `SHOW` in `show.rs`) → typed [`Statement`]s for the session.
 //!
+//! Flink's `/*+ OPTIONS(...) */` table hints are comments to sqlparser; [`hints`] reads them from
+//! the tokens and attaches them to the parsed table references.
+//!
 //! Positions are script-relative: every statement is parsed from the script's own tokens, so
 //! errors and spans name the line and column in the whole script.
 
@@ -18,6 +21,7 @@ use datafusion::sql::sqlparser::tokenizer::{
 
 use crate::error::{Error, Location, Result, Span};
 use crate::sql::dialect::FlinkDialect;
+use crate::sql::hints::{self, Hinted};
 use crate::sql::statement::{Insert, ParsedStatement, Statement};
 use crate::sql::support::{
     Fail, PResult, error_at, expect_end, expect_words, is_word, parse_name, parse_name_list,
@@ -120,7 +124,23 @@ fn end_of(tokens: &[TokenWithSpan]) -> SqlLocation {
 
 /// Runs `f` on a parser over `tokens` (plus an EOF token placed at `eof_at`, so "found: EOF"
 /// errors have a position), requires that all tokens are consumed, and converts errors.
-fn parse_tokens<T>(
+///
+/// `OPTIONS` hints in the tokens' comments are attached to the table references they follow
+/// (see [`hints`]).
+fn parse_tokens<T: Hinted>(
+    tokens: &[TokenWithSpan],
+    eof_at: SqlLocation,
+    f: impl FnOnce(&mut Parser) -> PResult<T>,
+) -> Result<T> {
+    let hints = hints::find(tokens)?;
+    let mut value = parse_plain(tokens, eof_at, f)?;
+    if !hints.is_empty() {
+        hints.attach(&mut value)?;
+    }
+    Ok(value)
+}
+
+fn parse_plain<T>(
     tokens: &[TokenWithSpan],
     eof_at: SqlLocation,
     f: impl FnOnce(&mut Parser) -> PResult<T>,

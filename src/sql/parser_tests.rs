@@ -1028,3 +1028,149 @@ fn stop_job() {
     let e = err("STOP JOB 'x' WITH CHECKPOINT");
     assert!(e.message.contains("SAVEPOINT or DRAIN"), "{}", e.message);
 }
+
+// ---------------------------------------------------------------- OPTIONS hints
+
+/// The (name, alias) of every table reference in a query's FROM clauses, in order.
+fn tables(q: &ast::Query) -> Vec<(String, Option<String>)> {
+    use std::ops::ControlFlow;
+    let mut out = Vec::new();
+    struct V<'a>(&'a mut Vec<(String, Option<String>)>);
+    impl ast::Visitor for V<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, alias, .. } = tf {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+                    .collect();
+                self.0.push((
+                    parts.join("."),
+                    alias.as_ref().map(|a| a.name.value.clone()),
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::Visit::visit(q, &mut V(&mut out));
+    out
+}
+
+fn hinted(name: &str, options: &[(&str, &str)]) -> String {
+    let map = options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    hints::encode(name, &map)
+}
+
+#[test]
+fn options_hint_without_alias_aliases_the_table_by_its_name() {
+    let q = query(
+        "SELECT orders.id FROM orders /*+ OPTIONS('scan.watermark.idle-timeout'='1 s') */ WHERE id > 1",
+    );
+    assert_eq!(
+        tables(&q),
+        vec![(
+            hinted("orders", &[("scan.watermark.idle-timeout", "1 s")]),
+            Some("orders".to_string())
+        )]
+    );
+    // The WHERE clause is still parsed as one.
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        panic!("not a select")
+    };
+    assert!(select.selection.is_some());
+}
+
+#[test]
+fn options_hint_keeps_an_explicit_or_bare_alias() {
+    for sql in [
+        "SELECT o.id FROM db.orders /*+ OPTIONS('path'='/data/other') */ AS o",
+        "SELECT o.id FROM db.orders /*+ OPTIONS('path'='/data/other') */ o",
+    ] {
+        let q = query(sql);
+        let name = format!("db.{}", hinted("orders", &[("path", "/data/other")]));
+        assert_eq!(tables(&q), vec![(name, Some("o".to_string()))], "{sql}");
+    }
+}
+
+#[test]
+fn options_hints_apply_to_the_reference_they_follow_only() {
+    let q = query(
+        "SELECT * FROM t /*+ OPTIONS('a'='1', b = '2') */ JOIN t ON TRUE \
+         JOIN (SELECT * FROM u /*+ OPTIONS('c'='it''s') */ /*+ OPTIONS('d'='4') */) s ON TRUE",
+    );
+    assert_eq!(
+        tables(&q),
+        vec![
+            (
+                hinted("t", &[("a", "1"), ("b", "2")]),
+                Some("t".to_string())
+            ),
+            ("t".to_string(), None),
+            (
+                hinted("u", &[("c", "it's"), ("d", "4")]),
+                Some("u".to_string())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn options_hint_on_an_insert_target() {
+    let Statement::Insert(insert) = one(
+        "INSERT INTO sink /*+ OPTIONS('sink.parallelism'='1') */ SELECT * FROM src /*+ OPTIONS('x'='y') */",
+    ) else {
+        panic!("not an insert")
+    };
+    assert_eq!(
+        insert.table.to_string(),
+        format!("`{}`", hinted("sink", &[("sink.parallelism", "1")]))
+    );
+    assert_eq!(
+        tables(&insert.source),
+        vec![(hinted("src", &[("x", "y")]), Some("src".to_string()))]
+    );
+}
+
+#[test]
+fn other_hints_are_comments() {
+    let q = query("SELECT /*+ BROADCAST(t) */ * FROM t /*+ LOOKUP('table'='t') */ WHERE x = 1");
+    assert_eq!(tables(&q), vec![("t".to_string(), None)]);
+}
+
+#[test]
+fn options_hint_round_trips_through_view_text() {
+    let q = query("SELECT o.id FROM orders /*+ OPTIONS('path'='/x') */ o");
+    let text = crate::planner::temporal::query_text(&q);
+    assert_eq!(
+        text,
+        "SELECT o.id FROM `orders` /*+ OPTIONS('path'='/x') */ o"
+    );
+    assert_eq!(tables(&parse_query(&text).unwrap()), tables(&q));
+}
+
+#[test]
+fn malformed_options_hints_are_syntax_errors_at_the_hint() {
+    let e = err("SELECT *\nFROM t /*+ OPTIONS(path='/x', 'k') */");
+    assert_eq!(e.code, ErrorCode::Syntax);
+    assert_eq!(at(&e), (2, 34));
+    assert!(e.message.contains("expected = after the key"), "{e}");
+    let e = err("SELECT * FROM t /*+ OPTIONS('k'=v) */");
+    assert_eq!(at(&e), (1, 33));
+    assert!(e.message.contains("expected a quoted value for 'k'"), "{e}");
+    let e = err("SELECT * FROM t /*+ OPTIONS('k'='v' */");
+    assert!(e.message.contains("expected , or )"), "{e}");
+    let e = err("SELECT * FROM t /*+ OPTIONS() */");
+    assert!(e.message.contains("expected a key"), "{e}");
+    let e = err("SELECT * FROM t /*+ OPTIONS('k'='v') x */");
+    assert!(e.message.contains("malformed hint list"), "{e}");
+    // Not after a table name.
+    let e = err("SELECT 1;\nSELECT /*+ OPTIONS('k'='v') */ 1");
+    assert_eq!(at(&e), (2, 8));
+    assert!(e.message.contains("must follow a table name"), "{e}");
+    let e = err("SELECT * FROM t WHERE x = y /*+ OPTIONS('k'='v') */");
+    assert!(e.message.contains("must follow a table name"), "{e}");
+}
