@@ -28,7 +28,9 @@ impl Session {
             .tables
             .iter()
             .filter_map(|(path, t)| match t {
-                CatalogTable::Table(def) if !connectors::is_bounded(def) => Some(path.dotted()),
+                CatalogTable::Table(def) if !connectors::is_bounded(def) => {
+                    Some(planner::resolve::display_path(path).dotted())
+                }
                 _ => None,
             })
             .collect();

@@ -259,7 +259,8 @@ impl<'a> Lowering<'a> {
                 Ok(Lowered { id, ..input })
             }
             LogicalPlan::TableScan(scan) => {
-                let name = scan.table_name.to_string();
+                let name =
+                    crate::planner::resolve::display_name(&scan.table_name.to_string()).to_string();
                 let physical =
                     self.state.create_physical_plan(plan).await.map_err(|e| {
                         Error::from(e).context(format!("while opening table `{name}`"))
