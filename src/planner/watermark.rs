@@ -1,7 +1,8 @@
 //! `WatermarkNode`: a table's `WATERMARK FOR ts AS expr` in the logical plan. The planner puts it
 //! on top of a table's read plan (after computed columns, so a computed column can be the rowtime)
-//! when a statement is planned for streaming; the streaming lowering turns it into a watermark
-//! assigner per source instance and marks `ts` as an event-time attribute. Batch plans never
+//! when a statement is planned for streaming; the streaming lowering fuses it into the table's
+//! source node, which keeps a watermark per split (`stream::source`), and marks `ts` as an
+//! event-time attribute. Batch plans never
 //! contain it (in batch, watermarks mean nothing).
 
 use std::collections::BTreeMap;

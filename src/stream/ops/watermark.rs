@@ -1,7 +1,8 @@
-//! `WatermarkAssigner`: generates event-time watermarks from a table's `WATERMARK FOR ts AS
-//! expr`. Each instance (one per source partition group) tracks the largest watermark
-//! expression value it has seen and sends it after each batch; the runtime merges instances
-//! downstream by taking the minimum. Rows pass through unchanged.
+//! `WatermarkAssigner`: the fallback watermark operator, used only when a `WATERMARK FOR` node
+//! cannot be fused into its table's source (normally the source generates watermarks per split,
+//! see `stream::source`). Each instance tracks the largest watermark expression value it has
+//! seen and sends it after each batch; the runtime merges instances downstream by taking the
+//! minimum. Rows pass through unchanged.
 
 use std::sync::Arc;
 
