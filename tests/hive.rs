@@ -893,7 +893,7 @@ async fn ddl_is_kept_in_the_metastore() {
 
 fn spark(p: &Peer, scratch: &Path, statements: &[&str]) -> Value {
     let python = std::env::var("WEIR_HIVE_SPARK_PYTHON").expect("WEIR_HIVE_SPARK_PYTHON");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/hive/spark-sql.py");
+    let script = manifest_dir().join("catalogs/hive/spark-sql.py");
     let out = Command::new(python)
         .arg(script)
         .arg("--uri")
@@ -1013,7 +1013,7 @@ async fn spark_reads_what_weir_wrote_and_weir_reads_what_spark_wrote() {
 
 /// Starts a private metastore (its own Derby database) and returns its data dir and URI.
 fn start_private_metastore(dir: &Path) -> String {
-    let peer_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("catalogs/hive/peer");
+    let peer_dir = manifest_dir().join("catalogs/hive/peer");
     let mut cmd = Command::new(peer_dir.join("start-metastore.sh"));
     cmd.arg(dir).env("HMS_PORT", "0");
     if let Ok(home) = std::env::var("WEIR_HIVE_PEER_HOME") {
@@ -1034,7 +1034,7 @@ fn start_private_metastore(dir: &Path) -> String {
 }
 
 fn stop_private_metastore(dir: &Path) {
-    let peer_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("catalogs/hive/peer");
+    let peer_dir = manifest_dir().join("catalogs/hive/peer");
     let mut cmd = Command::new(peer_dir.join("stop-metastore.sh"));
     cmd.arg(dir);
     if let Ok(home) = std::env::var("WEIR_HIVE_PEER_HOME") {
@@ -1173,4 +1173,12 @@ async fn hive_conf_dir_gives_the_metastore_uri() {
         err.message.contains("/nonexistent/conf/hive-site.xml"),
         "{err}"
     );
+}
+
+/// The checkout under test: cargo's run-time `CARGO_MANIFEST_DIR` (the compile-time value can name
+/// another checkout when several share one target directory and a build was reused).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -314,7 +314,7 @@ async fn run_file(
                 })
                 .await
                 .map_err(|e| DbError(e.to_string()))?;
-                let mut data = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests/data");
+                let mut data = manifest_dir().join("sql-tests/data");
                 if let Some(mode) = &mode {
                     let runtime = mode.runtime;
                     let parallelism = mode.parallelism;
@@ -378,7 +378,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let complete = args.iter().any(|a| a == "--complete");
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
+    let root = manifest_dir().join("sql-tests");
     let mut files = Vec::new();
     slt_files(&root, &mut files);
     let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
@@ -431,4 +431,12 @@ async fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// The checkout under test: cargo's run-time `CARGO_MANIFEST_DIR` (the compile-time value can name
+/// another checkout when several share one target directory and a build was reused).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -272,6 +272,9 @@ pub enum Message {
     Idle,
     /// A bounded input is exhausted; nothing follows.
     End,
+    /// Checkpoint barrier `id`: every change before it belongs to checkpoint `id`, every change
+    /// after it to later ones (see `checkpoint`).
+    Barrier(u64),
 }
 
 /// The watermark that closes everything (sent when a bounded input ends).

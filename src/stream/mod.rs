@@ -15,6 +15,7 @@
 //! Uses `error`, `functions`, `planner` (its logical nodes), `connectors`.
 
 pub mod changes;
+pub mod checkpoint;
 pub mod lower;
 pub mod operator;
 pub mod ops;

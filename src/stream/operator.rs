@@ -34,6 +34,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::LineDelimitedWriter;
 
 use super::changes::Changes;
+use super::checkpoint::TaskHooks;
+use super::checkpoint::snapshot::StateSnapshot;
 use crate::error::{Error, Result};
 
 /// What an operator produced during one call.
@@ -87,6 +89,38 @@ pub trait Operator: Send {
     /// [`Output::watermark`] instead of the merged input watermark.
     fn assigns_watermarks(&self) -> bool {
         false
+    }
+
+    /// Writes the instance's whole state into `snapshot` (on barrier `checkpoint`, after every
+    /// change before the barrier was processed; `checkpoint` is [`super::checkpoint::FINAL`]
+    /// for the state at the end of a bounded input). Stateful operators must implement it, together
+    /// with [`Operator::restore`]: one table per [`super::state::KeyedState`] (named by its
+    /// state id, see [`OperatorContext::state_id`]), plus any operator-level values (current
+    /// watermark, flags). The default is right only for stateless operators.
+    ///
+    /// # Errors
+    /// Encoding errors; `NotSupported` for state that cannot be checkpointed yet.
+    fn snapshot(&mut self, _checkpoint: u64, _snapshot: &mut StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
+    /// Replaces the instance's state with a snapshot's (before any input arrives). A table the
+    /// operator does not find leaves that state empty.
+    ///
+    /// # Errors
+    /// `Invalid` for incompatible state (other key or value types); `External` for corrupt state.
+    fn restore(&mut self, _snapshot: &StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `id` is complete (its manifest is written): everything this instance saw before
+    /// barrier `id` is durable. Sinks make the output covered by it visible here (two-phase
+    /// commit); `id` may skip numbers (failed checkpoints), and covers every earlier one.
+    ///
+    /// # Errors
+    /// I/O errors (the job fails and restarts from the checkpoint, which commits again).
+    async fn on_checkpoint_complete(&mut self, _id: u64) -> Result<()> {
+        Ok(())
     }
 
     /// Rows currently held in state (for job metrics).
@@ -153,12 +187,17 @@ pub struct OperatorContext {
     pub settings: Arc<StreamSettings>,
     /// Where late rows are routed, if anywhere.
     pub late: Option<LateRowsRoute>,
+    /// The node's stable id (see [`super::checkpoint::node_uids`]): state ids start with it.
+    pub uid: Arc<str>,
+    /// The job's checkpoint hooks, when checkpointing is on.
+    pub checkpoints: Option<Arc<TaskHooks>>,
 }
 
 impl OperatorContext {
-    /// The prefix of this operator's state ids: `<node>.<name>` names one state table.
+    /// The id of this operator's state table `name`: `<uid>.<name>`, stable across runs and
+    /// across edits of the query that keep this operator.
     pub fn state_id(&self, name: &str) -> String {
-        format!("{}.{name}", self.node)
+        format!("{}.{name}", self.uid)
     }
 
     /// Rows `rows` of `data` arrived late (behind `watermark`) and are dropped: counts them and,
@@ -207,6 +246,8 @@ impl OperatorContext {
         OperatorContext {
             node: 0,
             name: Arc::from("Test"),
+            uid: Arc::from("Test-0"),
+            checkpoints: None,
             late: None,
             instance: 0,
             parallelism: 1,

@@ -428,6 +428,7 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
 
     let counters: Vec<Arc<NodeCounters>> =
         (0..n).map(|_| Arc::new(NodeCounters::default())).collect();
+    let uids = super::checkpoint::node_uids(&graph);
     let mut tasks = JoinSet::new();
     for (id, node) in graph.nodes.iter().enumerate().rev() {
         for instance in (0..node.parallelism).rev() {
@@ -438,6 +439,8 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
             let ctx = OperatorContext {
                 node: id,
                 name: Arc::from(node.name.as_str()),
+                uid: Arc::from(uids[id].as_str()),
+                checkpoints: None,
                 late: match &graph.late_rows {
                     Some((route, exempt)) if !exempt.contains(&id) => Some(route.clone()),
                     _ => None,
@@ -610,6 +613,7 @@ async fn run_operator(
                 state.ended = true;
                 state.watermark = WATERMARK_MAX;
             }
+            Message::Barrier(_) => continue,
         }
         if all_ended(&states) {
             break;

@@ -777,6 +777,7 @@ mod tests {
                 }
                 Message::Watermark(w) => out.push(Err(w)),
                 Message::Idle => out.push(Err(i64::MIN)),
+                Message::Barrier(_) => {}
                 Message::End => break,
             }
         }

@@ -14,6 +14,9 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 
+use datafusion::arrow::array::RecordBatch;
+
+use super::checkpoint::snapshot::{Dec, Enc, KeyedTableBuilder, keyed_entries};
 use crate::error::Result;
 
 /// Turns key columns into comparable, hashable rows (and back).
@@ -43,6 +46,11 @@ impl KeyEncoder {
         Ok(self
             .converter
             .convert_rows(rows.into_iter().map(|r| r.row()))?)
+    }
+
+    /// Parses key bytes written by a snapshot back into a key row.
+    pub fn parse(&self, bytes: &[u8]) -> OwnedRow {
+        self.converter.parser().parse(bytes).owned()
     }
 
     /// An empty key (for operators without key columns, e.g. a global aggregate).
@@ -154,6 +162,50 @@ impl<V> KeyedState<V> {
         keys.into_iter()
             .filter_map(|k| self.entries.remove(&k).map(|e| (k, e.value)))
             .collect()
+    }
+
+    /// The table as a snapshot table (see [`super::checkpoint::snapshot`]): every entry's key
+    /// bytes, last write, and `value`'s encoding of its value. `key_types` and `format` (the
+    /// value encoding's name and version) are recorded, so a restore can tell whether the state
+    /// still fits the operator.
+    ///
+    /// # Errors
+    /// `value`'s errors.
+    pub fn snapshot(
+        &self,
+        key_types: &[DataType],
+        format: &str,
+        mut value: impl FnMut(&V, &mut Enc) -> Result<()>,
+    ) -> Result<RecordBatch> {
+        let mut b = KeyedTableBuilder::new(key_types, format);
+        for (k, e) in &self.entries {
+            b.append(k.row().as_ref(), e.touched_ms, |enc| value(&e.value, enc))?;
+        }
+        b.finish()
+    }
+
+    /// Replaces the table's entries with those of a snapshot table written by
+    /// [`KeyedState::snapshot`]; `key` parses key bytes, `value` decodes a value.
+    ///
+    /// # Errors
+    /// `Invalid` for state written with other key types or another value format; `External`
+    /// for corrupt state.
+    pub fn restore(
+        &mut self,
+        table: &RecordBatch,
+        key_types: &[DataType],
+        format: &str,
+        key: impl Fn(&[u8]) -> OwnedRow,
+        mut value: impl FnMut(&mut Dec) -> Result<V>,
+    ) -> Result<()> {
+        self.entries.clear();
+        for (k, touched_ms, v) in keyed_entries(table, &self.id, key_types, format)? {
+            let mut d = Dec::new(v);
+            let value = value(&mut d)?;
+            d.finish()?;
+            self.entries.insert(key(k), Entry { value, touched_ms });
+        }
+        Ok(())
     }
 
     /// Drops keys not written for longer than the TTL (no-op without a TTL); returns how many.

@@ -16,10 +16,17 @@ use serde_json::Value;
 
 use super::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/hive/fixtures");
+/// The Hive fixtures of the checkout under test (cargo's run-time `CARGO_MANIFEST_DIR`: the
+/// compile-time one can name another checkout when builds share a target directory).
+fn fixtures() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("catalogs/hive/fixtures")
+}
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(Path::new(FIXTURES).join("expected.json")).unwrap();
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -348,7 +355,7 @@ async fn check_sample_rows(ctx: &SessionContext, name: &str, nested: bool) {
 }
 
 async fn fixture_session(name: &str) -> (SessionContext, Arc<TestAccess>) {
-    let (desc, access) = fixture_desc(name, &Path::new(FIXTURES).join(name));
+    let (desc, access) = fixture_desc(name, &fixtures().join(name));
     let ctx = session();
     register(&ctx, "t", desc, Arc::clone(&access)).await;
     (ctx, access)
@@ -363,7 +370,7 @@ async fn reads_hive_parquet_int96_fixed_decimals_legacy_lists_and_maps() {
 
 #[tokio::test]
 async fn file_sizes_let_join_selection_broadcast_a_small_table() {
-    let (desc, access) = fixture_desc("types_parquet", &Path::new(FIXTURES).join("types_parquet"));
+    let (desc, access) = fixture_desc("types_parquet", &fixtures().join("types_parquet"));
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
     register(&ctx, "a", desc.clone(), Arc::clone(&access)).await;
     register(&ctx, "b", desc, access).await;
@@ -1123,7 +1130,7 @@ async fn overwrite_of_an_unpartitioned_table_replaces_all_its_files() {
 
 #[tokio::test]
 async fn int96_timestamps_outside_the_nanosecond_range() {
-    let dir = Path::new(FIXTURES).join("int96_far_dates");
+    let dir = fixtures().join("int96_far_dates");
     let desc = HiveTableDesc {
         format: HiveFormat::Parquet,
         ..text_desc(&dir, &[], &[("id", "int"), ("ts", "timestamp")])
