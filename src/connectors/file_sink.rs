@@ -545,6 +545,24 @@ pub(crate) struct StreamingFileWriter {
     writers: HashMap<String, RollingWriter>,
     /// Files completed so far.
     pub(crate) files: u64,
+    /// Two-phase commit (the job takes checkpoints): completed files wait, hidden, until the
+    /// checkpoint after them completes.
+    transactional: bool,
+    /// Files completed since the last checkpoint barrier.
+    closed: Vec<(PathBuf, PathBuf)>,
+    /// Files waiting for their checkpoint to complete, by checkpoint.
+    pending: Vec<(u64, Vec<(PathBuf, PathBuf)>)>,
+}
+
+/// What a checkpoint records of a [`StreamingFileWriter`] (JSON).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriterState {
+    /// The file-name id of this writer (kept across restores, so names never collide).
+    job: String,
+    /// Partition directories and the next file number in each.
+    dirs: Vec<(String, usize)>,
+    /// Completed files waiting for a checkpoint: (checkpoint, [(in-progress path, final path)]).
+    pending: Vec<(u64, Vec<(PathBuf, PathBuf)>)>,
 }
 
 impl StreamingFileWriter {
@@ -561,6 +579,9 @@ impl StreamingFileWriter {
             job: uuid::Uuid::new_v4().simple().to_string(),
             writers: HashMap::new(),
             files: 0,
+            transactional: false,
+            closed: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -573,24 +594,38 @@ impl StreamingFileWriter {
         self.sink.config.check_interval
     }
 
+    /// Completed files: visible now, or (two-phase commit) at the next completed checkpoint.
+    fn completed(&mut self, done: Vec<(PathBuf, PathBuf)>) -> Result<()> {
+        if self.transactional {
+            self.closed.extend(done);
+        } else {
+            self.files += publish(&done)?;
+        }
+        Ok(())
+    }
+
+    fn writer_for(&mut self, dir: &str) -> &mut RollingWriter {
+        self.writers.entry(dir.to_string()).or_insert_with(|| {
+            RollingWriter::new(
+                Staging::InPlace,
+                self.sink.config.path.join(dir),
+                self.job.clone(),
+                Arc::clone(&self.sink.config),
+                Arc::clone(&self.sink.layout.data_schema),
+            )
+        })
+    }
+
     /// Appends a batch of the table's columns.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         for (dir, part) in self.sink.split(batch)? {
-            let writer = self.writers.entry(dir.clone()).or_insert_with(|| {
-                RollingWriter::new(
-                    Staging::InPlace,
-                    self.sink.config.path.join(&dir),
-                    self.job.clone(),
-                    Arc::clone(&self.sink.config),
-                    Arc::clone(&self.sink.layout.data_schema),
-                )
-            });
+            let writer = self.writer_for(&dir);
             writer.write(&part)?;
             let done = std::mem::take(&mut writer.done);
-            self.files += publish(&done)?;
+            self.completed(done)?;
         }
         Ok(())
     }
@@ -598,6 +633,7 @@ impl StreamingFileWriter {
     /// Completes the files open for longer than the rollover interval.
     pub(crate) fn roll_due(&mut self) -> Result<()> {
         let interval = self.sink.config.rollover_interval;
+        let mut done = Vec::new();
         for writer in self.writers.values_mut() {
             if writer
                 .current
@@ -605,23 +641,150 @@ impl StreamingFileWriter {
                 .is_some_and(|f| f.opened.elapsed() >= interval)
                 && let Some(file) = writer.current.take()
             {
-                let done = file.finish()?;
-                self.files += publish(&[done])?;
+                done.push(file.finish()?);
             }
         }
-        Ok(())
+        self.completed(done)
     }
 
     /// Completes every open file (the end of the input).
     pub(crate) fn finish(&mut self) -> Result<()> {
+        let mut done = Vec::new();
         for writer in self.writers.values_mut() {
             if let Some(file) = writer.current.take() {
-                let done = file.finish()?;
-                self.files += publish(&[done])?;
+                done.push(file.finish()?);
             }
+        }
+        self.completed(done)
+    }
+
+    /// From now on files become visible only when a checkpoint covering them completes.
+    pub(crate) fn begin_transactions(&mut self) {
+        self.transactional = true;
+    }
+
+    /// A checkpoint barrier: completes the open files (a file never spans two checkpoints),
+    /// makes everything completed since the previous barrier pending on `checkpoint`, and
+    /// returns the writer's state.
+    pub(crate) fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>> {
+        self.finish()?;
+        let closed = std::mem::take(&mut self.closed);
+        if !closed.is_empty() {
+            self.pending.push((checkpoint, closed));
+        }
+        let mut dirs: Vec<(String, usize)> = self
+            .writers
+            .iter()
+            .map(|(d, w)| (d.clone(), w.next))
+            .collect();
+        dirs.sort();
+        let state = WriterState {
+            job: self.job.clone(),
+            dirs,
+            pending: self.pending.clone(),
+        };
+        serde_json::to_vec(&state)
+            .map_err(|e| Error::internal(format!("encoding the file sink's state: {e}")))
+    }
+
+    /// Checkpoint `checkpoint` completed: its files, and every earlier checkpoint's, become
+    /// visible.
+    pub(crate) fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(id, _)| *id <= checkpoint);
+        self.pending = later;
+        for (_, files) in due {
+            self.files += publish_again(&files)?;
         }
         Ok(())
     }
+
+    /// Starts from a complete checkpoint's state: deletes this writer's files written after it
+    /// (in progress, or made visible by a later checkpoint that is not the one restored),
+    /// commits its pending files (those an earlier run committed already stay), and continues
+    /// its file numbering.
+    pub(crate) fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            return Ok(());
+        }
+        let state: WriterState = serde_json::from_slice(state).map_err(|e| {
+            Error::external(format!(
+                "corrupt checkpoint state of the file sink of table `{}`: {e}",
+                self.sink.table
+            ))
+        })?;
+        self.job = state.job;
+        self.writers.clear();
+        let mut next = HashMap::new();
+        for (dir, n) in state.dirs {
+            self.writer_for(&dir).next = n;
+            next.insert(normal(&self.sink.config.path.join(&dir)), n);
+        }
+        let root = self.sink.config.path.clone();
+        remove_newer(&root, &format!("part-{}-", self.job), &next)?;
+        for (_, files) in &state.pending {
+            self.files += publish_again(files)?;
+        }
+        Ok(())
+    }
+}
+
+/// A path without `.` components or a trailing separator (a map key).
+fn normal(path: &Path) -> PathBuf {
+    path.components().collect()
+}
+
+/// Deletes the files `part-<job>-<n>...` (visible, or hidden in progress) under `dir`,
+/// recursively, whose number `n` is at least the next number its directory had at the
+/// checkpoint (every number in a directory the checkpoint does not know).
+fn remove_newer(dir: &Path, prefix: &str, next: &HashMap<PathBuf, usize>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("cannot list '{}'", dir.display()), e)),
+    };
+    let limit = next.get(&normal(dir)).copied().unwrap_or(0);
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+        let path = entry.path();
+        if path.is_dir() {
+            remove_newer(&path, prefix, next)?;
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name.strip_prefix('.').unwrap_or(&name).strip_prefix(prefix) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse::<usize>()
+            && n >= limit
+        {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("cannot delete '{}'", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes files of a complete checkpoint, idempotently: a file already renamed by an
+/// earlier run is left as it is. Returns how many were renamed now.
+fn publish_again(files: &[(PathBuf, PathBuf)]) -> Result<u64> {
+    let mut n = 0;
+    for (staged, target) in files {
+        if staged.exists() {
+            n += publish(&[(staged.clone(), target.clone())])?;
+        } else if !target.exists() {
+            return Err(Error::external(format!(
+                "the file '{}' of a complete checkpoint is gone (neither it nor '{}' exists); \
+                 the table's output of that checkpoint is lost",
+                staged.display(),
+                target.display()
+            )));
+        }
+    }
+    Ok(n)
 }
 
 impl Drop for StreamingFileWriter {

@@ -318,6 +318,40 @@ pub trait StreamWriter: Send {
     /// # Errors
     /// I/O errors.
     fn finish(&mut self) -> Result<()>;
+
+    /// The job takes checkpoints: from now on, output becomes visible only through
+    /// [`StreamWriter::commit`] (two-phase commit). Writers that cannot hold output back (`print`,
+    /// `blackhole`) ignore it: they are at-least-once.
+    fn begin_transactions(&mut self) {}
+
+    /// Checkpoint `checkpoint`'s barrier arrived: close what was written since the previous
+    /// one as pending for this checkpoint, and return what a restore needs (pending output,
+    /// names in use), or an empty vector for stateless writers.
+    ///
+    /// # Errors
+    /// I/O errors while closing files.
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Checkpoint `checkpoint` (and every earlier one) is complete: make its pending output
+    /// visible.
+    ///
+    /// # Errors
+    /// I/O errors (the job fails; its restore commits again, idempotently).
+    fn commit(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Starts from a snapshot of a complete checkpoint: commits the output pending in it
+    /// (idempotently: what an earlier run committed already stays as it is) and discards
+    /// output written after it.
+    ///
+    /// # Errors
+    /// `External` for a corrupt state or a pending file that is gone; I/O errors.
+    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A table's streaming sink: checked at planning time, opened once per sink instance.
@@ -484,5 +518,21 @@ impl StreamWriter for FileStreamWriter {
 
     fn finish(&mut self) -> Result<()> {
         self.0.finish()
+    }
+
+    fn begin_transactions(&mut self) {
+        self.0.begin_transactions();
+    }
+
+    fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>> {
+        self.0.snapshot(checkpoint)
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        self.0.commit(checkpoint)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.0.restore(state)
     }
 }

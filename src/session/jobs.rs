@@ -42,9 +42,13 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Registers a launched job; returns its id (32 hex digits, like Flink's job ids).
-    pub fn add(&mut self, name: String, job: RunningJob, bounded: bool) -> String {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+    /// A new job id (32 hex digits, like Flink's job ids).
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Registers a launched job under `id`; returns the id.
+    pub fn add(&mut self, id: String, name: String, job: RunningJob, bounded: bool) -> String {
         self.entries.push(JobEntry {
             id: id.clone(),
             name,

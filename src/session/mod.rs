@@ -5,6 +5,7 @@
 //! Submodules: `ddl` (CREATE/DROP/ALTER/USE), `show` (SHOW, DESCRIBE), `config` (SET/RESET and
 //! the DataFusion state), `result` (what statements return).
 
+mod checkpoints;
 pub mod config;
 mod ddl;
 pub mod functions;
@@ -55,6 +56,8 @@ pub struct Session {
     current_text: String,
     /// Per-query memory limit of batch queries (DataFusion memory pool), if any.
     memory_limit: Option<usize>,
+    /// The data directory (default place of checkpoints), if any.
+    data_dir: Option<PathBuf>,
 }
 
 impl Session {
@@ -64,6 +67,7 @@ impl Session {
     /// `External` when the data directory cannot be created or its catalog is unreadable.
     pub async fn open(options: SessionOptions) -> Result<Session> {
         let registry = CatalogRegistry::open(options.data_dir.as_deref())?;
+        let data_dir = options.data_dir.clone();
         let options = BTreeMap::new();
         let state = config::build_state(&options)?;
         Ok(Session {
@@ -74,6 +78,7 @@ impl Session {
             functions: functions::UserFunctions::default(),
             current_text: String::new(),
             memory_limit: None,
+            data_dir,
         })
     }
 

@@ -124,6 +124,8 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
         .iter()
         .map(|e| {
             let (rows_in, rows_out, late) = e.row_counts();
+            let checkpoint = e.job.checkpoint_stats();
+            let last = checkpoint.as_ref().and_then(|c| c.last.clone());
             vec![
                 e.id.clone(),
                 e.name.clone(),
@@ -132,6 +134,23 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
                 rows_in.to_string(),
                 rows_out.to_string(),
                 late.to_string(),
+                last.as_ref().map(|l| l.id.to_string()).unwrap_or_default(),
+                last.as_ref()
+                    .map(|l| {
+                        let age = chrono::Utc::now() - l.completed_at;
+                        format!("{:.1} s", age.num_milliseconds().max(0) as f64 / 1000.0)
+                    })
+                    .unwrap_or_default(),
+                last.as_ref()
+                    .map(|l| format!("{} ms", l.duration.as_millis()))
+                    .unwrap_or_default(),
+                last.as_ref()
+                    .map(|l| l.size.to_string())
+                    .unwrap_or_default(),
+                checkpoint
+                    .as_ref()
+                    .map(|c| c.location.clone())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -144,6 +163,11 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
             "rows in",
             "rows out",
             "late rows dropped",
+            "last checkpoint",
+            "checkpoint age",
+            "checkpoint duration",
+            "checkpoint bytes",
+            "checkpoint location",
         ],
         rows,
     )

@@ -104,15 +104,17 @@ impl Session {
             }
         }
         let late = self.late_rows_table().await?;
-        let (graph, bounded) = stream::plan_inserts(
+        let (mut graph, bounded) = stream::plan_inserts(
             &self.state,
             &plans,
             stream::settings(&self.options)?,
             late.as_ref(),
         )
         .await?;
+        let id = super::jobs::Jobs::new_id();
+        graph.checkpointing = self.job_checkpointing(&graph, &id).await?;
         let job = runtime::launch(graph)?;
-        let id = self.jobs.add(name, job, bounded);
+        let id = self.jobs.add(id, name, job, bounded);
         let sync = self
             .option("table.dml-sync")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));

@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::changes::{ChangelogMode, Changes, Message, WATERMARK_MAX};
+use super::checkpoint::coordinator::{self, CheckpointStats, JobLayout};
+use super::checkpoint::snapshot::StateSnapshot;
+use super::checkpoint::{Ack, CheckpointMode, FINAL, JobCheckpointing, TaskHooks};
 use super::operator::{
     LateRowsRoute, NodeCounters, Operator, OperatorContext, Output, StreamSettings,
 };
@@ -81,6 +84,9 @@ pub struct StreamGraph {
     /// carry them to the table (which get no route themselves, so the route closes when every
     /// other node has ended).
     pub late_rows: Option<(LateRowsRoute, Vec<usize>)>,
+    /// Checkpointing of the job (set by the session before [`launch`]), with the state to
+    /// start from.
+    pub checkpointing: Option<JobCheckpointing>,
 }
 
 impl StreamGraph {
@@ -89,6 +95,7 @@ impl StreamGraph {
             nodes: Vec::new(),
             settings: Arc::new(settings),
             late_rows: None,
+            checkpointing: None,
         }
     }
 
@@ -221,9 +228,17 @@ pub struct RunningJob {
     sinks: Vec<usize>,
     tasks: Option<tokio::task::JoinHandle<()>>,
     cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    checkpoints: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
 }
 
 impl RunningJob {
+    /// The job's checkpoint statistics, when checkpointing is on.
+    pub fn checkpoint_stats(&self) -> Option<CheckpointStats> {
+        self.checkpoints
+            .as_ref()
+            .and_then(|s| s.lock().ok().map(|s| s.clone()))
+    }
+
     pub fn status(&self) -> JobStatus {
         self.status.borrow().clone()
     }
@@ -363,7 +378,7 @@ async fn send(sender: &Sender, message: Message) -> Result<()> {
 /// `Internal` for a malformed graph (edges that do not fit their nodes' parallelism); operator
 /// factories' errors.
 #[allow(clippy::needless_range_loop)]
-pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
+pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
     let capacity = graph.settings.channel_capacity.max(1);
     let n = graph.nodes.len();
     // outgoing[node][instance] = emitter edges; incoming[node][instance] = (input index, rx)
@@ -430,6 +445,69 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
         (0..n).map(|_| Arc::new(NodeCounters::default())).collect();
     let uids = super::checkpoint::node_uids(&graph);
     let mut tasks = JoinSet::new();
+    let checkpointing = graph.checkpointing.take();
+    let mut restored = checkpointing
+        .as_ref()
+        .and_then(|c| c.restored.as_ref())
+        .map(|r| r.tasks.clone())
+        .unwrap_or_default();
+    let mut stats = None;
+    let hooks: Option<Arc<TaskHooks>> = match checkpointing.and_then(|c| {
+        let from = c.restored.as_ref().map(|r| r.checkpoint);
+        c.checkpoints
+            .map(|(config, store)| (config, store, from, c.next_id))
+    }) {
+        None => None,
+        Some((config, store, restored_from, next_id)) => {
+            for node in &graph.nodes {
+                if let NodeKind::Source(s) = &node.kind
+                    && !s.factory.checkpointable()
+                {
+                    return Err(Error::not_supported(format!(
+                        "checkpoints of a job that reads {} are not supported yet; unset \
+                         'execution.checkpointing.interval' for this job",
+                        s.factory.describe()
+                    )));
+                }
+            }
+            let shared = Arc::new(std::sync::Mutex::new(CheckpointStats {
+                location: store.location().to_string(),
+                restored_from,
+                ..Default::default()
+            }));
+            let finished = restored
+                .iter()
+                .filter(|(_, (_, finished))| *finished)
+                .map(|(k, (snap, _))| Ok((*k, snap.encode()?)))
+                .collect::<Result<_>>()?;
+            let layout = JobLayout {
+                nodes: graph
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (uids[i].clone(), n.name.clone(), n.parallelism))
+                    .collect(),
+                sources: graph
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| matches!(n.kind, NodeKind::Source(_)))
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
+            let (hooks, run) = coordinator::start(
+                config,
+                store,
+                layout,
+                next_id,
+                finished,
+                Arc::clone(&shared),
+            );
+            tasks.spawn(run);
+            stats = Some(shared);
+            Some(hooks)
+        }
+    };
     for (id, node) in graph.nodes.iter().enumerate().rev() {
         for instance in (0..node.parallelism).rev() {
             let emitter = Emitter {
@@ -440,7 +518,7 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
                 node: id,
                 name: Arc::from(node.name.as_str()),
                 uid: Arc::from(uids[id].as_str()),
-                checkpoints: None,
+                checkpoints: hooks.clone(),
                 late: match &graph.late_rows {
                     Some((route, exempt)) if !exempt.contains(&id) => Some(route.clone()),
                     _ => None,
@@ -464,11 +542,18 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
                         schema,
                         emitter,
                         ctx,
+                        restored.remove(&(id, instance)),
                     ));
                 }
                 NodeKind::Operator(factory) => {
                     let op = factory(&ctx)?;
-                    tasks.spawn(run_operator(op, inputs, emitter, ctx));
+                    tasks.spawn(run_operator(
+                        op,
+                        inputs,
+                        emitter,
+                        ctx,
+                        restored.remove(&(id, instance)),
+                    ));
                 }
             }
         }
@@ -515,6 +600,7 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
         sinks: graph.roots(),
         tasks: Some(supervisor),
         cancel: Some(cancel_tx),
+        checkpoints: stats,
     })
 }
 
@@ -523,6 +609,91 @@ struct InputState {
     watermark: i64,
     idle: bool,
     ended: bool,
+    /// The barrier of the checkpoint being aligned arrived on this channel.
+    barrier: bool,
+}
+
+/// What woke an operator task.
+enum Wake {
+    Message(Option<(usize, Message)>),
+    Tick,
+    Completed(u64),
+}
+
+/// The runtime's own part of a task's snapshot: the merged watermark it acted on and the one it
+/// sent downstream (table `_runtime`).
+const RUNTIME_TABLE: &str = "_runtime";
+
+pub(crate) fn put_runtime(snapshot: &mut StateSnapshot, current: i64, sent: i64) -> Result<()> {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("watermark", DataType::Int64, false),
+        Field::new("sent_watermark", DataType::Int64, false),
+    ]));
+    let batch = datafusion::arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![current])),
+            Arc::new(Int64Array::from(vec![sent])),
+        ],
+    )?;
+    snapshot.put(RUNTIME_TABLE, batch);
+    Ok(())
+}
+
+pub(crate) fn get_runtime(snapshot: &StateSnapshot) -> Result<(i64, i64)> {
+    use datafusion::arrow::array::Int64Array;
+    let Some(t) = snapshot.get(RUNTIME_TABLE) else {
+        return Ok((i64::MIN, i64::MIN));
+    };
+    let col = |i: usize| {
+        t.columns()
+            .get(i)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .filter(|c| c.len() == 1)
+            .map(|c| c.value(0))
+            .ok_or_else(|| Error::external("corrupt checkpoint state: bad `_runtime` table"))
+    };
+    Ok((col(0)?, col(1)?))
+}
+
+/// Sends a task's state for checkpoint `id` to the coordinator.
+pub(crate) fn ack(
+    hooks: &TaskHooks,
+    ctx: &OperatorContext,
+    id: u64,
+    snapshot: &StateSnapshot,
+) -> Result<()> {
+    hooks
+        .acks
+        .send(Ack {
+            checkpoint: id,
+            node: ctx.node,
+            instance: ctx.instance,
+            state: snapshot.encode()?,
+        })
+        .map_err(|_| Error::cancelled().context("the checkpoint coordinator stopped"))
+}
+
+/// Waits for the next completed checkpoint; never returns without hooks.
+async fn next_completed(rx: &mut Option<watch::Receiver<u64>>) -> u64 {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            Err(_) => futures::future::pending().await,
+        },
+        None => futures::future::pending().await,
+    }
+}
+
+async fn next_tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => futures::future::pending().await,
+    }
 }
 
 async fn run_operator(
@@ -530,7 +701,19 @@ async fn run_operator(
     inputs: Vec<(usize, mpsc::Receiver<Message>)>,
     emitter: Emitter,
     ctx: OperatorContext,
+    restored: Option<(Arc<StateSnapshot>, bool)>,
 ) -> Result<()> {
+    let hooks = ctx.checkpoints.clone();
+    let mut current = i64::MIN;
+    let mut sent_watermark = i64::MIN;
+    if let Some((snapshot, finished)) = &restored {
+        op.restore(snapshot)
+            .map_err(|e| e.context(format!("restoring {}", ctx.uid)))?;
+        (current, sent_watermark) = get_runtime(snapshot)?;
+        if *finished {
+            return run_finished(op, inputs, emitter, ctx, snapshot).await;
+        }
+    }
     let mut states: Vec<InputState> = inputs
         .iter()
         .map(|(input, _)| InputState {
@@ -538,6 +721,7 @@ async fn run_operator(
             watermark: i64::MIN,
             idle: false,
             ended: false,
+            barrier: false,
         })
         .collect();
     let mut receivers: Vec<Option<mpsc::Receiver<Message>>> =
@@ -548,22 +732,28 @@ async fn run_operator(
         .map(|seed| StdRng::seed_from_u64(seed ^ mix(ctx.node as u64, ctx.instance as u64)));
     let mut rotation = 0usize;
     let assigns = op.assigns_watermarks();
-    let mut current = i64::MIN;
-    let mut sent_watermark = i64::MIN;
     let mut sent_idle = false;
     let mut ticker = op.tick_interval().map(|d| {
         let mut t = tokio::time::interval(d.max(Duration::from_millis(1)));
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
+    let mut completed = hooks.as_ref().map(|h| h.completed.clone());
+    // The checkpoint whose barriers are being aligned.
+    let mut aligning: Option<u64> = None;
+    let exactly_once = hooks
+        .as_ref()
+        .is_some_and(|h| h.mode == CheckpointMode::ExactlyOnce);
     let all_ended = |states: &[InputState]| states.iter().all(|s| s.ended);
     if states.is_empty() {
         return Err(Error::internal("an operator without inputs"));
     }
     loop {
         // Which channel is polled first: round robin, or (perturbed) a seeded random order.
+        // While aligning (exactly once), channels that delivered the barrier wait.
         let mut order: Vec<usize> = (0..receivers.len())
             .map(|k| (k + rotation) % receivers.len())
+            .filter(|&k| !(exactly_once && states[k].barrier))
             .collect();
         rotation = rotation.wrapping_add(1);
         if let Some(rng) = rng.as_mut() {
@@ -572,21 +762,24 @@ async fn run_operator(
                 tokio::task::yield_now().await;
             }
         }
-        let merged = receive(&mut receivers, &order);
-        let next = match ticker.as_mut() {
-            Some(t) => tokio::select! {
-                m = merged => m,
-                _ = t.tick() => {
-                    let mut out = Output::default();
-                    op.on_tick(super::state::now_ms(), &mut out).await?;
-                    flush(&mut out, &emitter, &ctx, assigns, &mut sent_watermark).await?;
-                    continue;
-                }
-            },
-            None => merged.await,
+        let wake = tokio::select! {
+            m = receive(&mut receivers, &order) => Wake::Message(m),
+            () = next_tick(&mut ticker) => Wake::Tick,
+            id = next_completed(&mut completed) => Wake::Completed(id),
         };
-        let Some((channel, message)) = next else {
-            break;
+        let (channel, message) = match wake {
+            Wake::Tick => {
+                let mut out = Output::default();
+                op.on_tick(super::state::now_ms(), &mut out).await?;
+                flush(&mut out, &emitter, &ctx, assigns, &mut sent_watermark).await?;
+                continue;
+            }
+            Wake::Completed(id) => {
+                op.on_checkpoint_complete(id).await?;
+                continue;
+            }
+            Wake::Message(None) => break,
+            Wake::Message(Some(m)) => m,
         };
         let state = &mut states[channel];
         match message {
@@ -613,7 +806,34 @@ async fn run_operator(
                 state.ended = true;
                 state.watermark = WATERMARK_MAX;
             }
-            Message::Barrier(_) => continue,
+            Message::Barrier(id) => {
+                match aligning {
+                    Some(a) if id < a => continue,
+                    Some(a) if id > a => {
+                        // Checkpoint `a` was abandoned (a newer barrier overtook it).
+                        for s in states.iter_mut() {
+                            s.barrier = false;
+                        }
+                    }
+                    _ => {}
+                }
+                aligning = Some(id);
+                states[channel].barrier = true;
+            }
+        }
+        if let (Some(id), Some(h)) = (aligning, hooks.as_ref())
+            && states.iter().all(|s| s.barrier || s.ended)
+        {
+            // Aligned: every change before barrier `id` is in; snapshot and pass it on.
+            let mut snapshot = StateSnapshot::new();
+            op.snapshot(id, &mut snapshot)?;
+            put_runtime(&mut snapshot, current, sent_watermark)?;
+            ack(h, &ctx, id, &snapshot)?;
+            emitter.control(Message::Barrier(id)).await?;
+            aligning = None;
+            for s in states.iter_mut() {
+                s.barrier = false;
+            }
         }
         if all_ended(&states) {
             break;
@@ -644,6 +864,7 @@ async fn run_operator(
     }
     // Every input ended (or every sender is gone).
     if current < WATERMARK_MAX {
+        current = WATERMARK_MAX;
         let mut out = Output::default();
         op.on_watermark(WATERMARK_MAX, &mut out).await?;
         flush(&mut out, &emitter, &ctx, assigns, &mut sent_watermark).await?;
@@ -652,11 +873,76 @@ async fn run_operator(
     op.on_end(&mut out).await?;
     flush(&mut out, &emitter, &ctx, assigns, &mut sent_watermark).await?;
     if sent_watermark < WATERMARK_MAX {
+        sent_watermark = WATERMARK_MAX;
         emitter.control(Message::Watermark(WATERMARK_MAX)).await?;
     }
     ctx.counters
         .state_rows
         .store(op.state_rows() as u64, Ordering::Relaxed);
+    if let Some(h) = hooks.as_ref() {
+        let mut snapshot = StateSnapshot::new();
+        op.snapshot(FINAL, &mut snapshot)?;
+        put_runtime(&mut snapshot, current, sent_watermark)?;
+        ack(h, &ctx, FINAL, &snapshot)?;
+        if emitter.edges.is_empty() {
+            wait_final(op.as_mut(), h, completed.take()).await?;
+        }
+    }
+    emitter.control(Message::End).await
+}
+
+/// A sink after its input ended, with checkpointing: commits on every completed checkpoint
+/// until the final one (taken once every task of the job ended), then commits everything.
+async fn wait_final(
+    op: &mut dyn Operator,
+    hooks: &TaskHooks,
+    completed: Option<watch::Receiver<u64>>,
+) -> Result<()> {
+    let Some(mut rx) = completed else {
+        return Ok(());
+    };
+    loop {
+        let id = *rx.borrow_and_update();
+        if id != 0 && hooks.is_final(id) {
+            return op.on_checkpoint_complete(FINAL).await;
+        }
+        if id != 0 {
+            op.on_checkpoint_complete(id).await?;
+        }
+        if rx.changed().await.is_err() {
+            return Err(
+                Error::cancelled().context("the job stopped before its final checkpoint completed")
+            );
+        }
+    }
+}
+
+/// A task restored from a checkpoint taken after it had finished: it hands its state to the
+/// next checkpoints, waits for its inputs to end, and ends (its output was sent before).
+async fn run_finished(
+    mut op: Box<dyn Operator>,
+    inputs: Vec<(usize, mpsc::Receiver<Message>)>,
+    emitter: Emitter,
+    ctx: OperatorContext,
+    snapshot: &StateSnapshot,
+) -> Result<()> {
+    let hooks = ctx.checkpoints.clone();
+    if let Some(h) = hooks.as_ref() {
+        ack(h, &ctx, FINAL, snapshot)?;
+    }
+    for (_, mut rx) in inputs {
+        while let Some(m) = rx.recv().await {
+            if matches!(m, Message::End) {
+                break;
+            }
+        }
+    }
+    if let Some(h) = hooks.as_ref()
+        && emitter.edges.is_empty()
+    {
+        wait_final(op.as_mut(), h, Some(h.completed.clone())).await?;
+    }
+    emitter.control(Message::Watermark(WATERMARK_MAX)).await?;
     emitter.control(Message::End).await
 }
 

@@ -41,8 +41,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
@@ -58,6 +58,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::Notify;
 
 use super::changes::{Changes, Message};
+use super::checkpoint::{FINAL, StateSnapshot};
 use super::operator::{Operator, OperatorContext, Output};
 use super::runtime::Emitter;
 use crate::connectors::stream_exec::{SplitDiscovery, StreamExec};
@@ -92,6 +93,19 @@ pub trait SourceFactory: Send + Sync {
     fn discover(&self, _instance: usize, _parallelism: usize) -> Option<Discovery> {
         None
     }
+
+    /// Whether a checkpoint can record where this source is: split `k` reads the same rows
+    /// in the same order every time it is opened, so a position is a row count per split.
+    /// Sources that cannot (a channel, splits found while running) say `false`, and a
+    /// checkpointed job over them is refused.
+    fn checkpointable(&self) -> bool {
+        false
+    }
+
+    /// What the source reads, for messages.
+    fn describe(&self) -> String {
+        "this source".to_string()
+    }
 }
 
 /// A DataFusion physical plan as a source: its partitions are the splits. A watched directory's
@@ -117,6 +131,18 @@ impl SourceFactory for PhysicalPlanSource {
     fn discover(&self, instance: usize, parallelism: usize) -> Option<Discovery> {
         let discovery = self.discovery()?;
         Some(discovery.discover(instance, parallelism, Arc::clone(&self.task)))
+    }
+
+    fn checkpointable(&self) -> bool {
+        self.discovery().is_none()
+    }
+
+    fn describe(&self) -> String {
+        if self.discovery().is_some() {
+            "a monitored directory ('source.monitor-interval')".to_string()
+        } else {
+            format!("`{}`", self.plan.name())
+        }
     }
 }
 
@@ -149,6 +175,10 @@ impl SourceFactory for ChannelSource {
         Ok(tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
             .map(Ok)
             .boxed())
+    }
+
+    fn describe(&self) -> String {
+        "late rows into a table ('table.exec.late-rows.table')".to_string()
     }
 }
 
@@ -312,6 +342,10 @@ impl SourceNode {
 
 /// One split being read.
 struct Split {
+    /// Its number among the source's splits (`None`: found while running).
+    id: Option<usize>,
+    /// Rows read from it so far (its position in a checkpoint).
+    offset: u64,
     /// Its reader, once opened.
     stream: Option<SourceStream>,
     /// Opens the split on first read.
@@ -336,32 +370,56 @@ enum Event {
     DiscoveryEnded,
     IdleCheck,
     Aligned,
+    /// A checkpoint was triggered: snapshot the position and send its barrier.
+    Trigger(u64),
 }
 
-/// Runs one instance of a source node until its splits (and discovery) end.
+/// Runs one instance of a source node until its splits (and discovery) end. With checkpoints,
+/// it starts from `restored` (each split's row offset and watermark) and answers every trigger
+/// with its position and a barrier between two batches.
 pub(crate) async fn run_source(
     node: Arc<SourceNode>,
     mut chain: Vec<Box<dyn Operator>>,
     schema: SchemaRef,
     emitter: Emitter,
     ctx: OperatorContext,
+    restored: Option<(Arc<StateSnapshot>, bool)>,
 ) -> Result<()> {
     let (instance, parallelism) = (ctx.instance, ctx.parallelism.max(1));
     let now = Instant::now();
+    let (positions, restored_sent) = match &restored {
+        Some((snapshot, _)) => (
+            read_positions(snapshot).map_err(|e| e.context(format!("restoring {}", ctx.uid)))?,
+            super::runtime::get_runtime(snapshot)?.1,
+        ),
+        None => (HashMap::new(), i64::MIN),
+    };
     let mut splits: Vec<Split> = (instance..node.factory.splits())
         .step_by(parallelism)
         .map(|k| {
             let factory = Arc::clone(&node.factory);
+            let at = positions.get(&k).copied().unwrap_or_default();
+            let skip = at.offset;
             Split {
+                id: Some(k),
+                offset: at.offset,
                 stream: None,
-                opener: Some(Box::new(move || factory.open_split(k))),
-                finished: false,
-                watermark: i64::MIN,
+                opener: Some(Box::new(move || {
+                    Ok(skip_rows(factory.open_split(k)?, skip))
+                })),
+                finished: at.finished,
+                watermark: at.watermark,
                 idle: false,
                 last_data: now,
             }
         })
         .collect();
+    let hooks = ctx.checkpoints.clone();
+    let mut triggers = hooks.as_ref().map(|h| {
+        let mut rx = h.triggers.clone();
+        rx.borrow_and_update();
+        rx
+    });
     let mut discovery = node.factory.discover(instance, parallelism);
     let strict = discovery.is_none();
     let idle_timeout = node.idle_timeout.or(ctx.settings.idle_timeout);
@@ -371,7 +429,7 @@ pub(crate) async fn run_source(
         .map(|seed| StdRng::seed_from_u64(seed ^ mix(ctx.node as u64, instance as u64)));
     let mut marks = Marks {
         member: node.alignment.as_ref().map(|a| a.group.join()),
-        sent_watermark: i64::MIN,
+        sent_watermark: restored_sent,
         sent_idle: false,
     };
 
@@ -455,8 +513,18 @@ pub(crate) async fn run_source(
                     _ => futures::future::pending().await,
                 }
             };
+            let triggered = async {
+                match triggers.as_mut() {
+                    Some(rx) => match rx.changed().await {
+                        Ok(()) => *rx.borrow_and_update(),
+                        Err(_) => futures::future::pending().await,
+                    },
+                    None => futures::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
+                id = triggered => Event::Trigger(id),
                 e = next_split, if !poll_only.is_empty() => e?,
                 d = discovered => match d {
                     Some(stream) => Event::NewSplit(stream?),
@@ -469,6 +537,7 @@ pub(crate) async fn run_source(
         match event {
             Event::Batch(k, batch) => {
                 let split = &mut splits[k];
+                split.offset += batch.num_rows() as u64;
                 split.last_data = Instant::now();
                 split.idle = false;
                 marks.sent_idle = false;
@@ -521,6 +590,8 @@ pub(crate) async fn run_source(
                 splits[k].stream = None;
             }
             Event::NewSplit(stream) => splits.push(Split {
+                id: None,
+                offset: 0,
                 stream: Some(stream),
                 opener: None,
                 finished: false,
@@ -540,6 +611,14 @@ pub(crate) async fn run_source(
                 }
             }
             Event::Aligned => {}
+            Event::Trigger(id) => {
+                if let Some(h) = hooks.as_ref() {
+                    let snapshot = snapshot_positions(&splits, marks.sent_watermark)?;
+                    super::runtime::ack(h, &ctx, id, &snapshot)?;
+                    emitter.control(Message::Barrier(id)).await?;
+                }
+                continue;
+            }
         }
         let w = instance_watermark(&splits);
         marks.advance(&node, w, &emitter).await?;
@@ -547,7 +626,140 @@ pub(crate) async fn run_source(
     if let (Some(a), Some(m)) = (&node.alignment, marks.member) {
         a.group.set(m, i64::MAX);
     }
+    if let Some(h) = hooks.as_ref() {
+        let snapshot = snapshot_positions(&splits, marks.sent_watermark)?;
+        super::runtime::ack(h, &ctx, FINAL, &snapshot)?;
+    }
     emitter.control(Message::End).await
+}
+
+/// Where a split was at a checkpoint.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    offset: u64,
+    watermark: i64,
+    finished: bool,
+}
+
+impl Default for Position {
+    fn default() -> Position {
+        Position {
+            offset: 0,
+            watermark: i64::MIN,
+            finished: false,
+        }
+    }
+}
+
+/// The table of split positions in a source's snapshot.
+const SPLITS_TABLE: &str = "splits";
+
+fn positions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("split", DataType::UInt64, false),
+        Field::new("offset", DataType::UInt64, false),
+        Field::new("watermark", DataType::Int64, false),
+        Field::new("finished", DataType::Boolean, false),
+    ]))
+}
+
+/// A source instance's snapshot: one row per split it owns (rows read, watermark, finished),
+/// and the watermark it sent.
+fn snapshot_positions(splits: &[Split], sent_watermark: i64) -> Result<StateSnapshot> {
+    let owned: Vec<&Split> = splits.iter().filter(|s| s.id.is_some()).collect();
+    let batch = RecordBatch::try_new(
+        positions_schema(),
+        vec![
+            Arc::new(UInt64Array::from_iter_values(
+                owned.iter().map(|s| s.id.unwrap_or_default() as u64),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                owned.iter().map(|s| s.offset),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                owned.iter().map(|s| s.watermark),
+            )),
+            Arc::new(BooleanArray::from(
+                owned.iter().map(|s| s.finished).collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    let mut snapshot = StateSnapshot::new();
+    snapshot.put(SPLITS_TABLE, batch);
+    super::runtime::put_runtime(&mut snapshot, sent_watermark, sent_watermark)?;
+    Ok(snapshot)
+}
+
+/// The split positions of a source's snapshot, by split number.
+fn read_positions(snapshot: &StateSnapshot) -> Result<HashMap<usize, Position>> {
+    let Some(t) = snapshot.get(SPLITS_TABLE) else {
+        return Ok(HashMap::new());
+    };
+    let corrupt = || Error::external("corrupt checkpoint state: bad `splits` table of a source");
+    if t.schema().fields() != positions_schema().fields() {
+        return Err(Error::invalid(
+            "incompatible state: the source's `splits` table has other columns",
+        ));
+    }
+    let split = t
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(corrupt)?;
+    let offset = t
+        .column(1)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(corrupt)?;
+    let watermark = t
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(corrupt)?;
+    let finished = t
+        .column(3)
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(corrupt)?;
+    Ok((0..t.num_rows())
+        .map(|i| {
+            (
+                split.value(i) as usize,
+                Position {
+                    offset: offset.value(i),
+                    watermark: watermark.value(i),
+                    finished: finished.value(i),
+                },
+            )
+        })
+        .collect())
+}
+
+/// A split's stream without its first `skip` rows (where a restored job resumes it).
+fn skip_rows(stream: SourceStream, skip: u64) -> SourceStream {
+    if skip == 0 {
+        return stream;
+    }
+    stream
+        .scan(skip, |left, batch| {
+            let out = match batch {
+                Ok(b) if *left > 0 => {
+                    let n = b.num_rows() as u64;
+                    if n <= *left {
+                        *left -= n;
+                        Some(Ok(b.slice(0, 0)))
+                    } else {
+                        let from = *left as usize;
+                        *left = 0;
+                        Some(Ok(b.slice(from, b.num_rows() - from)))
+                    }
+                }
+                other => Some(other),
+            };
+            futures::future::ready(out)
+        })
+        .filter(|b| futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
+        .boxed()
 }
 
 /// What a source instance has told downstream and its alignment group.
@@ -766,6 +978,7 @@ mod tests {
             schema(),
             Emitter::to_channel(tx),
             ctx,
+            None,
         ));
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + limit;

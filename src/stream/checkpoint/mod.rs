@@ -21,6 +21,7 @@
 //! in the plan (see [`node_uids`]); each state table is `<uid>.<table>`.
 
 pub mod coordinator;
+pub mod restore;
 pub mod snapshot;
 pub mod store;
 
@@ -219,9 +220,9 @@ pub struct Restored {
 /// What `launch` needs to checkpoint a job: its settings, where checkpoints go, and the state
 /// to start from.
 pub struct JobCheckpointing {
-    pub config: CheckpointConfig,
-    /// The job's directory in the checkpoint store (`<dir>/<job id>`).
-    pub store: store::CheckpointStore,
+    /// The settings and the job's directory in the checkpoint store (`<dir>/<job id>`);
+    /// `None` when the job only starts from a savepoint and takes no checkpoints.
+    pub checkpoints: Option<(CheckpointConfig, store::CheckpointStore)>,
     pub restored: Option<Restored>,
     /// Checkpoint ids continue after the restored one.
     pub next_id: u64,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{Array, BinaryArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DmlStatement, WriteOp};
@@ -16,13 +18,26 @@ use crate::connectors::{self, StreamSinkFactory, StreamWriter};
 use crate::error::{Error, Result};
 use crate::planner::tables::ComputedColumnsTable;
 use crate::stream::changes::{ChangelogMode, Changes};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::lower::{Lowered, Lowering};
 use crate::stream::operator::{Operator, Output};
 use crate::stream::runtime::{Edge, Partitioning};
 
-/// Hands every batch of changes to the connector's writer; emits nothing.
+/// Hands every batch of changes to the connector's writer; emits nothing. With checkpoints, its
+/// writer commits in two phases: output closed at barrier n becomes visible when checkpoint n
+/// completes (table `<uid>.writer` holds the writer's pending output).
 pub struct Sink {
     pub writer: Box<dyn StreamWriter>,
+    /// The state id of the writer's table.
+    pub state_id: String,
+}
+
+fn writer_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![Field::new(
+        "state",
+        DataType::Binary,
+        false,
+    )]))
 }
 
 #[async_trait]
@@ -41,6 +56,38 @@ impl Operator for Sink {
 
     fn tick_interval(&self) -> Option<Duration> {
         self.writer.tick_interval()
+    }
+
+    fn snapshot(&mut self, checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let state = self.writer.snapshot(checkpoint)?;
+        let batch = RecordBatch::try_new(
+            writer_schema(),
+            vec![Arc::new(BinaryArray::from_vec(vec![state.as_slice()]))],
+        )?;
+        snapshot.put(&self.state_id, batch);
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let Some(t) = snapshot.get(&self.state_id) else {
+            return Ok(());
+        };
+        let state = t
+            .columns()
+            .first()
+            .and_then(|c| c.as_any().downcast_ref::<BinaryArray>())
+            .filter(|c| c.len() == 1)
+            .ok_or_else(|| {
+                Error::external(format!(
+                    "corrupt checkpoint state: bad table `{}`",
+                    self.state_id
+                ))
+            })?;
+        self.writer.restore(state.value(0))
+    }
+
+    async fn on_checkpoint_complete(&mut self, id: u64) -> Result<()> {
+        self.writer.commit(id)
     }
 }
 
@@ -152,8 +199,13 @@ pub fn lower_into(
             partitioning,
         }],
         Box::new(move |ctx| {
+            let mut writer = sink.open(ctx.instance)?;
+            if ctx.checkpoints.is_some() {
+                writer.begin_transactions();
+            }
             Ok(Box::new(Sink {
-                writer: sink.open(ctx.instance)?,
+                writer,
+                state_id: ctx.state_id("writer"),
             }))
         }),
     );
@@ -234,6 +286,7 @@ mod tests {
         let sink = connectors::stream_sink("p", provider.as_ref(), false).unwrap();
         assert!(sink.accepts_updates());
         let mut op = Sink {
+            state_id: "sink.writer".into(),
             writer: sink.open(0).unwrap(),
         };
         let mut out = Output::default();
@@ -282,6 +335,7 @@ mod tests {
         let provider = connectors::create_table_provider("f", &def).unwrap();
         let sink = connectors::stream_sink("f", provider.as_ref(), false).unwrap();
         let mut op = Sink {
+            state_id: "sink.writer".into(),
             writer: sink.open(0).unwrap(),
         };
         let mut out = Output::default();
@@ -328,6 +382,7 @@ mod tests {
         let provider = connectors::create_table_provider("f", &def).unwrap();
         let sink = connectors::stream_sink("f", provider.as_ref(), false).unwrap();
         let mut op = Sink {
+            state_id: "sink.writer".into(),
             writer: sink.open(0).unwrap(),
         };
         assert_eq!(op.tick_interval(), Some(Duration::from_millis(5)));
@@ -367,6 +422,7 @@ mod tests {
         let provider = connectors::create_table_provider("f", &def).unwrap();
         let sink = connectors::stream_sink("f", provider.as_ref(), false).unwrap();
         let mut op = Sink {
+            state_id: "sink.writer".into(),
             writer: sink.open(0).unwrap(),
         };
         let mut out = Output::default();
