@@ -48,9 +48,15 @@ impl KeyEncoder {
             .convert_rows(rows.into_iter().map(|r| r.row()))?)
     }
 
-    /// Parses key bytes written by a snapshot back into a key row.
+    /// Parses key bytes written by a snapshot back into a key row (unchecked: see
+    /// [`crate::stream::ops::codec::check_keys`]).
     pub fn parse(&self, bytes: &[u8]) -> OwnedRow {
         self.converter.parser().parse(bytes).owned()
+    }
+
+    /// The row converter of the key columns.
+    pub fn converter(&self) -> &RowConverter {
+        &self.converter
     }
 
     /// An empty key (for operators without key columns, e.g. a global aggregate).
@@ -148,6 +154,17 @@ impl<V> KeyedState<V> {
         self.entries.iter().map(|(k, e)| (k, &e.value))
     }
 
+    /// Every value, mutably, *without* marking the keys as written (for a restore that fills in
+    /// what the value decoder could not).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.entries.values_mut().map(|e| &mut e.value)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Removes and returns the entries for which `pred` holds.
     pub fn drain_where(
         &mut self,
@@ -177,9 +194,25 @@ impl<V> KeyedState<V> {
         format: &str,
         mut value: impl FnMut(&V, &mut Enc) -> Result<()>,
     ) -> Result<RecordBatch> {
+        self.snapshot_with_keys(key_types, format, |_, v, enc| value(v, enc))
+    }
+
+    /// [`KeyedState::snapshot`] with each entry's key passed to `value` as well. Entries come in
+    /// the order of [`KeyedState::iter`] (the table is not changed in between).
+    ///
+    /// # Errors
+    /// `value`'s errors.
+    pub fn snapshot_with_keys(
+        &self,
+        key_types: &[DataType],
+        format: &str,
+        mut value: impl FnMut(&OwnedRow, &V, &mut Enc) -> Result<()>,
+    ) -> Result<RecordBatch> {
         let mut b = KeyedTableBuilder::new(key_types, format);
         for (k, e) in &self.entries {
-            b.append(k.row().as_ref(), e.touched_ms, |enc| value(&e.value, enc))?;
+            b.append(k.row().as_ref(), e.touched_ms, |enc| {
+                value(k, &e.value, enc)
+            })?;
         }
         b.finish()
     }

@@ -108,7 +108,8 @@ impl StateSnapshot {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> Error {
+/// An `External` "corrupt checkpoint state" error: bytes that are not what their writer wrote.
+pub fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::external(format!("corrupt checkpoint state: {what}"))
 }
 

@@ -14,6 +14,10 @@
 //! and decimal sums are exact `i128`s; floating-point sums are kept exactly as non-overlapping
 //! partials (Shewchuk's algorithm, as Python's `math.fsum`), which retracting a value undoes
 //! exactly, and rounded once when read.
+//!
+//! Checkpoints: [`AggSpec::encode_acc`] / [`AggSpec::decode_acc`] write an accumulator's own
+//! fields exactly (integers, `i128` sums, the float partials bit for bit, multisets as
+//! row-format values), under [`AggSpec::state_format`], which names the aggregate and its types.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::codec::{Dec, Enc, check_rows, corrupt};
 use crate::error::{Error, Result};
 
 /// The aggregate functions with a retractable streaming implementation.
@@ -70,6 +75,8 @@ pub struct AggSpec {
     /// `FILTER (WHERE ...)`: rows where it is not true are ignored by this aggregate.
     filter: Option<Arc<dyn PhysicalExpr>>,
     pub output_type: DataType,
+    /// The argument's type; `None` for `COUNT(*)`.
+    input_type: Option<DataType>,
     class: Option<NumClass>,
     /// Encodes argument values for `MIN` / `MAX` / `DISTINCT` multisets.
     values: Option<Arc<RowConverter>>,
@@ -117,6 +124,39 @@ pub struct ExactFloatSum {
 }
 
 impl ExactFloatSum {
+    /// Writes the sum exactly (partials bit for bit, then the counts).
+    pub fn encode(&self, e: &mut Enc) {
+        e.len(self.partials.len());
+        for p in &self.partials {
+            e.f64(*p);
+        }
+        e.i64(self.pos_inf);
+        e.i64(self.neg_inf);
+        e.i64(self.nan);
+    }
+
+    /// Reads what [`ExactFloatSum::encode`] wrote.
+    ///
+    /// # Errors
+    /// `External` for corrupt bytes (including a partial that is not finite).
+    pub fn decode(d: &mut Dec) -> Result<ExactFloatSum> {
+        let n = d.len()?;
+        let mut partials = Vec::with_capacity(n);
+        for _ in 0..n {
+            let p = d.f64()?;
+            if !p.is_finite() {
+                return Err(corrupt("a float sum partial is not finite"));
+            }
+            partials.push(p);
+        }
+        Ok(ExactFloatSum {
+            partials,
+            pos_inf: d.i64()?,
+            neg_inf: d.i64()?,
+            nan: d.i64()?,
+        })
+    }
+
     /// Adds `x` (`sign` = 1) or takes it away (`sign` = -1).
     pub fn add(&mut self, x: f64, sign: i64) {
         if x.is_nan() {
@@ -234,6 +274,7 @@ impl AggSpec {
             arg,
             filter,
             output_type,
+            input_type,
             class,
             values,
         })
@@ -255,6 +296,100 @@ impl AggSpec {
                 float: ExactFloatSum::default(),
             },
         }
+    }
+
+    /// The checkpoint format of this aggregate's accumulator: the layout version, the function
+    /// and its argument and result types, e.g. `acc/1 Sum(DISTINCT Int32)->Int64`. A query whose
+    /// aggregate changed types cannot restore the old accumulators.
+    pub fn state_format(&self) -> String {
+        let arg = self
+            .input_type
+            .as_ref()
+            .map_or_else(|| "*".to_string(), |t| format!("{t:?}"));
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        format!(
+            "acc/1 {:?}({distinct}{arg})->{:?}",
+            self.kind, self.output_type
+        )
+    }
+
+    /// Writes `acc` (an accumulator of this aggregate) exactly.
+    pub fn encode_acc(&self, acc: &Acc, e: &mut Enc) {
+        e.u8(acc_tag(acc));
+        match acc {
+            Acc::Count(n) => e.i64(*n),
+            Acc::Sum { n, exact, float } => {
+                e.i64(*n);
+                e.i128(*exact);
+                float.encode(e);
+            }
+            Acc::Extremes(map) => {
+                e.len(map.len());
+                for (value, count) in map {
+                    e.row(value);
+                    e.i64(*count);
+                }
+            }
+            Acc::Distinct {
+                values,
+                exact,
+                float,
+            } => {
+                let mut sorted: Vec<(&OwnedRow, &i64)> = values.iter().collect();
+                sorted.sort();
+                e.len(sorted.len());
+                for (value, count) in sorted {
+                    e.row(value);
+                    e.i64(*count);
+                }
+                e.i128(*exact);
+                float.encode(e);
+            }
+        }
+    }
+
+    /// Reads an accumulator written by [`AggSpec::encode_acc`] for an aggregate with the same
+    /// [`AggSpec::state_format`].
+    ///
+    /// # Errors
+    /// `External` ("corrupt checkpoint state") for bytes that are not such an accumulator.
+    pub fn decode_acc(&self, d: &mut Dec) -> Result<Acc> {
+        let tag = d.u8()?;
+        if tag != acc_tag(&self.new_acc()) {
+            return Err(corrupt(format!(
+                "accumulator kind {tag} for {}",
+                self.state_format()
+            )));
+        }
+        let multiset = |d: &mut Dec| -> Result<Vec<(OwnedRow, i64)>> {
+            let conv = self
+                .values
+                .as_ref()
+                .ok_or_else(|| corrupt("a multiset for an aggregate without values"))?;
+            let parser = conv.parser();
+            let n = d.len()?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let row = d.row(&parser)?;
+                entries.push((row, d.i64()?));
+            }
+            check_rows(conv, entries.iter().map(|(r, _)| r), "an aggregate's value")?;
+            Ok(entries)
+        };
+        Ok(match tag {
+            0 => Acc::Count(d.i64()?),
+            1 => Acc::Sum {
+                n: d.i64()?,
+                exact: d.i128()?,
+                float: ExactFloatSum::decode(d)?,
+            },
+            2 => Acc::Extremes(multiset(d)?.into_iter().collect()),
+            _ => Acc::Distinct {
+                values: multiset(d)?.into_iter().collect(),
+                exact: d.i128()?,
+                float: ExactFloatSum::decode(d)?,
+            },
+        })
     }
 
     /// Evaluates the argument and the filter over a batch.
@@ -441,6 +576,16 @@ impl AggSpec {
                 }
             },
         })
+    }
+}
+
+/// The checkpoint tag of an accumulator's variant.
+fn acc_tag(acc: &Acc) -> u8 {
+    match acc {
+        Acc::Count(_) => 0,
+        Acc::Sum { .. } => 1,
+        Acc::Extremes(_) => 2,
+        Acc::Distinct { .. } => 3,
     }
 }
 

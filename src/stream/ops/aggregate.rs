@@ -10,6 +10,11 @@
 //!
 //! The accumulators (retractable `COUNT`, `SUM`, `AVG`, `MIN`, `MAX`, `DISTINCT`, `FILTER`) are in
 //! [`super::accumulators`].
+//!
+//! Checkpoints (see [`super::codec`]): `<uid>.groups` holds each group's row count, accumulators
+//! and the values last emitted (so `-U` / `-D` retract exactly what was sent before the
+//! restore), `<uid>.windows` each window's end and accumulators; `<uid>.operator` holds the
+//! window aggregate's watermark and whether a global aggregate emitted anything yet.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,15 +24,17 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::row::OwnedRow;
+use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::accumulators::{Acc, AggKind, AggSpec, EvaluatedArg};
+use super::codec::{self, Dec, Enc, check_rows};
 use crate::error::{Error, Result};
 use crate::functions::window::millis;
 use crate::stream::changes::{ChangelogMode, Changes, RowKind, WATERMARK_MAX};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::lower::{Lowered, Lowering, Times, WindowCols, unalias};
 use crate::stream::operator::{Operator, OperatorContext, Output};
 use crate::stream::state::{KeyEncoder, KeyedState};
@@ -285,12 +292,86 @@ struct Evaluated {
 struct Core {
     spec: Arc<CoreSpec>,
     encoder: KeyEncoder,
+    /// The aggregates' values as rows of their output types (for checkpoints).
+    values_rows: RowConverter,
 }
 
 impl Core {
     fn new(spec: Arc<CoreSpec>) -> Result<Core> {
         let encoder = KeyEncoder::new(&spec.group_types)?;
-        Ok(Core { spec, encoder })
+        let values_rows = RowConverter::new(
+            spec.specs
+                .iter()
+                .map(|s| SortField::new(s.output_type.clone()))
+                .collect(),
+        )?;
+        Ok(Core {
+            spec,
+            encoder,
+            values_rows,
+        })
+    }
+
+    /// The value format of a state table with layout `layout`: it and every accumulator's.
+    fn state_format(&self, layout: &str) -> String {
+        let accs: Vec<String> = self.spec.specs.iter().map(AggSpec::state_format).collect();
+        format!("{layout} [{}]", accs.join(", "))
+    }
+
+    fn encode_accs(&self, accs: &[Acc], e: &mut Enc) -> Result<()> {
+        if accs.len() != self.spec.specs.len() {
+            return Err(Error::internal(
+                "a group with the wrong number of accumulators",
+            ));
+        }
+        for (spec, acc) in self.spec.specs.iter().zip(accs) {
+            spec.encode_acc(acc, e);
+        }
+        Ok(())
+    }
+
+    fn decode_accs(&self, d: &mut Dec) -> Result<Vec<Acc>> {
+        self.spec.specs.iter().map(|s| s.decode_acc(d)).collect()
+    }
+
+    /// Aggregate values (one `Vec` per group, typed as the output) as rows, in one conversion;
+    /// `None` without aggregates (nothing to write).
+    fn values_to_rows(&self, values: &[&Vec<ScalarValue>]) -> Result<Option<Rows>> {
+        if self.spec.specs.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(self.spec.specs.len());
+        for (j, spec) in self.spec.specs.iter().enumerate() {
+            let t = &spec.output_type;
+            let a = if values.is_empty() {
+                datafusion::arrow::array::new_empty_array(t)
+            } else {
+                let column = values
+                    .iter()
+                    .map(|v| {
+                        v.get(j)
+                            .cloned()
+                            .ok_or_else(|| Error::internal("emitted values of the wrong width"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                ScalarValue::iter_to_array(column)?
+            };
+            columns.push(if a.data_type() == t { a } else { cast(&a, t)? });
+        }
+        Ok(Some(self.values_rows.convert_columns(&columns)?))
+    }
+
+    /// Reads aggregate values written as a row by a snapshot (nothing without aggregates).
+    fn decode_values(&self, d: &mut Dec) -> Result<Vec<ScalarValue>> {
+        if self.spec.specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let row = d.row(&self.values_rows.parser())?;
+        let columns = check_rows(&self.values_rows, [&row], "emitted aggregate values")?;
+        Ok(columns
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, 0))
+            .collect::<datafusion::error::Result<Vec<_>>>()?)
     }
 
     fn new_accs(&self) -> Vec<Acc> {
@@ -388,7 +469,13 @@ pub struct GroupAggregate {
     global: bool,
     emitted_any: bool,
     ttl: Option<Duration>,
+    /// The id of the operator-level checkpoint table.
+    operator_id: String,
 }
+
+/// Value formats of [`GroupAggregate`]'s checkpoint tables.
+const GROUPS_FORMAT: &str = "weir.group-aggregate.groups/1 rows,accs,emitted";
+const GROUP_OPERATOR_FORMAT: &str = "weir.group-aggregate.operator/1 emitted_any";
 
 impl GroupAggregate {
     pub fn new(spec: Arc<CoreSpec>, ctx: &OperatorContext) -> Result<GroupAggregate> {
@@ -400,6 +487,7 @@ impl GroupAggregate {
             global,
             emitted_any: false,
             ttl,
+            operator_id: ctx.state_id(codec::OPERATOR),
         })
     }
 }
@@ -474,6 +562,75 @@ impl Operator for GroupAggregate {
 
     fn tick_interval(&self) -> Option<Duration> {
         self.ttl.map(|t| (t / 4).max(Duration::from_millis(100)))
+    }
+
+    fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let core = &self.core;
+        // The emitted values of every group as rows, converted at once; the table below visits
+        // the groups in the same order.
+        let order: Vec<(&OwnedRow, &GroupState)> = self.state.iter().collect();
+        let emitted: Vec<&Vec<ScalarValue>> = order
+            .iter()
+            .filter_map(|(_, g)| g.emitted.as_ref())
+            .collect();
+        let emitted = core.values_to_rows(&emitted)?;
+        let (mut at, mut next_emitted) = (0, 0);
+        let format = core.state_format(GROUPS_FORMAT);
+        let table =
+            self.state
+                .snapshot_with_keys(&core.spec.group_types, &format, |key, group, e| {
+                    if !order.get(at).is_some_and(|(k, _)| std::ptr::eq(*k, key)) {
+                        return Err(Error::internal("group state changed during a snapshot"));
+                    }
+                    at += 1;
+                    e.i64(group.rows);
+                    core.encode_accs(&group.accs, e)?;
+                    e.bool(group.emitted.is_some());
+                    if group.emitted.is_some() {
+                        if let Some(rows) = &emitted {
+                            e.bytes(rows.row(next_emitted).as_ref());
+                        }
+                        next_emitted += 1;
+                    }
+                    Ok(())
+                })?;
+        snapshot.put(self.state.id(), table);
+        let emitted_any = self.emitted_any;
+        codec::put_operator(snapshot, &self.operator_id, GROUP_OPERATOR_FORMAT, |e| {
+            e.bool(emitted_any)
+        })
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let core = &self.core;
+        let format = core.state_format(GROUPS_FORMAT);
+        codec::restore_keyed(
+            &mut self.state,
+            snapshot,
+            core.encoder.converter(),
+            &core.spec.group_types,
+            &format,
+            |d| {
+                let rows = d.i64()?;
+                let accs = core.decode_accs(d)?;
+                let emitted = if d.bool()? {
+                    Some(core.decode_values(d)?)
+                } else {
+                    None
+                };
+                Ok(GroupState {
+                    rows,
+                    accs,
+                    emitted,
+                })
+            },
+        )?;
+        self.emitted_any =
+            codec::get_operator(snapshot, &self.operator_id, GROUP_OPERATOR_FORMAT, |d| {
+                d.bool()
+            })?
+            .unwrap_or(false);
+        Ok(())
     }
 
     fn state_rows(&self) -> usize {
@@ -593,10 +750,59 @@ impl Operator for WindowAggregate {
         self.proctime.then(|| Duration::from_millis(100))
     }
 
+    fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let core = &self.core;
+        let format = core.state_format(WINDOWS_FORMAT);
+        let table = self
+            .state
+            .snapshot(&core.spec.group_types, &format, |group, e| {
+                e.i64(group.end_ms);
+                core.encode_accs(&group.accs, e)
+            })?;
+        snapshot.put(self.state.id(), table);
+        let watermark = self.watermark;
+        codec::put_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            WINDOW_OPERATOR_FORMAT,
+            |e| e.i64(watermark),
+        )
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let core = &self.core;
+        let format = core.state_format(WINDOWS_FORMAT);
+        codec::restore_keyed(
+            &mut self.state,
+            snapshot,
+            core.encoder.converter(),
+            &core.spec.group_types,
+            &format,
+            |d| {
+                Ok(WindowGroup {
+                    end_ms: d.i64()?,
+                    accs: core.decode_accs(d)?,
+                })
+            },
+        )?;
+        self.watermark = codec::get_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            WINDOW_OPERATOR_FORMAT,
+            |d| d.i64(),
+        )?
+        .unwrap_or(i64::MIN);
+        Ok(())
+    }
+
     fn state_rows(&self) -> usize {
         self.state.len()
     }
 }
+
+/// Value formats of [`WindowAggregate`]'s checkpoint tables.
+const WINDOWS_FORMAT: &str = "weir.window-aggregate.windows/1 end_ms,accs";
+const WINDOW_OPERATOR_FORMAT: &str = "weir.window-aggregate.operator/1 watermark";
 
 #[cfg(test)]
 #[path = "aggregate_tests.rs"]

@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 
 use crate::session::{Session, StatementResult};
 use crate::stream::changes::materialize;
+use crate::stream::ops::codec::testing::{Event, assert_restores, checkpoint};
 
 fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
     Arc::new(Column::new(name, i))
@@ -459,4 +460,255 @@ async fn processing_time_windows_fire_on_the_clock() {
         vec!["+I 1970-01-01T00:00:10 1970-01-01T00:00:20 a 2"]
     );
     assert_eq!(NodeCountersExt::late(&ctx), 0);
+}
+
+/// `(k, v, f)` rows with their kinds.
+fn kvf(rows: &[(&str, i64, f64)], kinds: &[RowKind]) -> Changes {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("f", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(datafusion::arrow::array::Float64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    if kinds.is_empty() {
+        Changes::inserts(batch)
+    } else {
+        Changes::new(batch, kinds.to_vec()).unwrap()
+    }
+}
+
+/// `SELECT k, COUNT(*), MIN(v), MAX(k), SUM(DISTINCT v), AVG(f), SUM(f) ... GROUP BY k` over
+/// `kvf` rows (every accumulator kind); `key`: group by `v` (BIGINT) instead; `global`: no key.
+fn rich_spec(key: &str) -> Arc<CoreSpec> {
+    let (group_exprs, group_types, mut fields) = match key {
+        "k" => (
+            vec![col("k", 0)],
+            vec![DataType::Utf8],
+            vec![Field::new("k", DataType::Utf8, true)],
+        ),
+        "v" => (
+            vec![col("v", 1)],
+            vec![DataType::Int64],
+            vec![Field::new("v", DataType::Int64, true)],
+        ),
+        _ => (vec![], vec![], vec![]),
+    };
+    let agg = |kind, distinct, arg: Option<(&str, usize, DataType)>, out: DataType| {
+        AggSpec::new(
+            kind,
+            distinct,
+            arg.map(|(n, i, t)| (col(n, i), t)),
+            None,
+            out,
+        )
+        .unwrap()
+    };
+    let specs = vec![
+        agg(AggKind::Count, false, None, DataType::Int64),
+        agg(
+            AggKind::Min,
+            false,
+            Some(("v", 1, DataType::Int64)),
+            DataType::Int64,
+        ),
+        agg(
+            AggKind::Max,
+            false,
+            Some(("k", 0, DataType::Utf8)),
+            DataType::Utf8,
+        ),
+        agg(
+            AggKind::Sum,
+            true,
+            Some(("v", 1, DataType::Int64)),
+            DataType::Int64,
+        ),
+        agg(
+            AggKind::Avg,
+            false,
+            Some(("f", 2, DataType::Float64)),
+            DataType::Float64,
+        ),
+        agg(
+            AggKind::Sum,
+            false,
+            Some(("f", 2, DataType::Float64)),
+            DataType::Float64,
+        ),
+    ];
+    for (name, t) in [
+        ("c", DataType::Int64),
+        ("mn", DataType::Int64),
+        ("mx", DataType::Utf8),
+        ("sd", DataType::Int64),
+        ("af", DataType::Float64),
+        ("sf", DataType::Float64),
+    ] {
+        fields.push(Field::new(name, t, true));
+    }
+    Arc::new(CoreSpec {
+        group_exprs,
+        group_types,
+        specs,
+        schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+fn group_events() -> Vec<Event> {
+    use RowKind::{Delete as D, Insert as I, UpdateAfter as UA, UpdateBefore as UB};
+    vec![
+        Event::Input(
+            0,
+            kvf(
+                &[("a", 5, 0.1), ("b", 1, 1e16), ("a", 3, 0.2), ("a", 3, -7.5)],
+                &[],
+            ),
+        ),
+        Event::Input(0, kvf(&[("b", 2, 0.3), ("c", 9, 1e-300)], &[])),
+        // Retract a's minimum (one of the two 3s), then the other: MIN falls back to 5.
+        Event::Input(0, kvf(&[("a", 3, 0.2)], &[D])),
+        Event::Input(0, kvf(&[("a", 3, -7.5), ("b", 7, 0.1)], &[D, I])),
+        // Retract 1e16: the small values come back exactly.
+        Event::Input(0, kvf(&[("b", 1, 1e16), ("b", 2, 0.7)], &[UB, UA])),
+        // Empty a group (deleted), then bring it back.
+        Event::Input(0, kvf(&[("c", 9, 1e-300)], &[D])),
+        Event::Input(0, kvf(&[("c", 4, f64::NAN), ("a", 6, 0.1)], &[])),
+        Event::End,
+    ]
+}
+
+#[tokio::test]
+async fn group_aggregate_restores_from_a_checkpoint() {
+    let out = assert_restores(
+        |ctx| Box::new(GroupAggregate::new(rich_spec("k"), ctx).unwrap()),
+        &group_events(),
+    )
+    .await;
+    let all: Vec<&String> = out.iter().flatten().collect();
+    assert!(all.iter().any(|l| l.starts_with("-U a")), "{all:?}");
+    assert!(all.iter().any(|l| l.starts_with("-D c")), "{all:?}");
+    // The float sum after retracting 1e16 is the correctly rounded 0.3 + 0.1 + 0.7.
+    assert!(
+        all.contains(&&"+U b 3 2 b 9 0.36666666666666664 1.0999999999999999".to_string()),
+        "{all:?}"
+    );
+
+    // A global aggregate: its one row, and on_end's row over no input only when nothing was
+    // emitted before the checkpoint.
+    assert_restores(
+        |ctx| Box::new(GroupAggregate::new(rich_spec(""), ctx).unwrap()),
+        &group_events(),
+    )
+    .await;
+    let out = assert_restores(
+        |ctx| Box::new(GroupAggregate::new(rich_spec(""), ctx).unwrap()),
+        &[Event::Watermark(5), Event::End],
+    )
+    .await;
+    assert_eq!(out[1].len(), 1, "{out:?}");
+}
+
+#[tokio::test]
+async fn window_aggregate_restores_from_a_checkpoint() {
+    let events = vec![
+        Event::Input(
+            0,
+            Changes::inserts(windowed(&[
+                ("a", 10_000, 1),
+                ("a", 10_000, 2),
+                ("b", 20_000, 5),
+            ])),
+        ),
+        Event::Watermark(5_000),
+        Event::Input(
+            0,
+            Changes::inserts(windowed(&[("a", 20_000, 4), ("b", 10_000, 3)])),
+        ),
+        Event::Watermark(9_999),
+        // Late: the window ending at 10 s fired.
+        Event::Input(
+            0,
+            Changes::inserts(windowed(&[("a", 10_000, 100), ("b", 30_000, 6)])),
+        ),
+        Event::Watermark(19_999),
+        Event::End,
+    ];
+    let out = assert_restores(
+        |ctx| Box::new(WindowAggregate::new(window_spec(), 1, false, ctx.clone()).unwrap()),
+        &events,
+    )
+    .await;
+    assert_eq!(out[3].len(), 2, "{out:?}");
+    assert_eq!(out[5].len(), 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn aggregate_state_of_other_types_is_incompatible_and_corrupt_state_an_error() {
+    let ctx = OperatorContext::for_tests();
+    let mut op = GroupAggregate::new(rich_spec("k"), &ctx).unwrap();
+    run_events(&mut op, &group_events()[..3]).await;
+    let snapshot = checkpoint(&mut op);
+    // Other key types; other aggregate types (COUNT, MIN over the same key).
+    for spec in [rich_spec("v"), count_min_spec(false)] {
+        let mut other = GroupAggregate::new(spec, &ctx).unwrap();
+        let err = other.restore(&snapshot).unwrap_err();
+        assert!(err.to_string().contains("incompatible state"), "{err}");
+    }
+    // A window aggregate's accumulators are not a group aggregate's.
+    let mut windows = WindowAggregate::new(window_spec(), 1, false, ctx.clone()).unwrap();
+    let mut s = StateSnapshot::new();
+    let table = snapshot.get("Test-0.groups").unwrap().clone();
+    s.put("Test-0.windows", table.clone());
+    let err = windows.restore(&s).unwrap_err();
+    assert!(err.to_string().contains("incompatible state"), "{err}");
+
+    // Every truncation of every value is an error (never a panic), and leaves no state.
+    let values = table
+        .column(2)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+        .unwrap()
+        .clone();
+    for row in 0..values.len() {
+        for cut in 0..values.value(row).len() {
+            let mut v: Vec<Vec<u8>> = values.iter().map(|b| b.unwrap().to_vec()).collect();
+            v[row].truncate(cut);
+            let garbled = RecordBatch::try_new(
+                table.schema(),
+                vec![
+                    Arc::clone(table.column(0)),
+                    Arc::clone(table.column(1)),
+                    Arc::new(datafusion::arrow::array::BinaryArray::from_iter_values(v)),
+                ],
+            )
+            .unwrap();
+            let mut s = snapshot.clone();
+            s.put("Test-0.groups", garbled);
+            let mut fresh = GroupAggregate::new(rich_spec("k"), &ctx).unwrap();
+            let err = fresh.restore(&s).unwrap_err();
+            assert!(
+                err.to_string().contains("corrupt checkpoint state"),
+                "row {row} cut {cut}: {err}"
+            );
+            assert_eq!(fresh.state_rows(), 0);
+        }
+    }
+}
+
+async fn run_events(op: &mut dyn Operator, events: &[Event]) {
+    crate::stream::ops::codec::testing::run(op, events).await;
 }

@@ -11,11 +11,14 @@
 //!   partitioned-window operator in `over_op`;
 //! - `temporal_join`: event-time temporal joins against versioned tables (`FOR SYSTEM_TIME AS
 //!   OF` a rowtime), released by the watermark;
-//! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`.
+//! - `sink`: `INSERT INTO` a connector table; `collect`: the result of a streaming `SELECT`;
+//! - `codec`: how the stateful operators above write their state into checkpoints and read it
+//!   back (`Operator::snapshot` / `Operator::restore`).
 
 pub mod accumulators;
 pub mod aggregate;
 pub mod calc;
+pub mod codec;
 pub mod collect;
 pub mod join;
 pub mod join_op;
