@@ -748,29 +748,34 @@ impl TableProvider for NexmarkTable {
             self.config.auction,
             self.config.bid
         );
-        let open = Arc::new(move |partition: usize, _ctx| {
-            let (start, end) = match events {
-                Some(e) => {
-                    let p = partitions as u128;
-                    let i = partition as u128;
-                    ((e as u128 * i / p) as u64, (e as u128 * (i + 1) / p) as u64)
-                }
-                None => (0, u64::MAX),
-            };
-            let stream = event_stream(Arc::clone(&config), Arc::clone(&out_schema), start, end);
-            Ok(Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&out_schema),
-                stream,
-            )) as _)
-        });
-        Ok(Arc::new(StreamExec::new(
-            "NexmarkExec",
-            detail,
-            schema,
-            partitions,
-            bounded,
-            open,
-        )))
+        let range = move |partition: usize| match events {
+            Some(e) => {
+                let p = partitions as u128;
+                let i = partition as u128;
+                ((e as u128 * i / p) as u64, (e as u128 * (i + 1) / p) as u64)
+            }
+            None => (0, u64::MAX),
+        };
+        let open_at: super::stream_exec::OpenPartitionAt =
+            Arc::new(move |partition, offset, _ctx| {
+                let (start, end) = range(partition);
+                let stream = event_stream(
+                    Arc::clone(&config),
+                    Arc::clone(&out_schema),
+                    start.saturating_add(offset).min(end),
+                    end,
+                );
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    Arc::clone(&out_schema),
+                    stream,
+                )) as _)
+            });
+        let seek = Arc::clone(&open_at);
+        let open = Arc::new(move |partition: usize, ctx| open_at(partition, 0, ctx));
+        Ok(Arc::new(
+            StreamExec::new("NexmarkExec", detail, schema, partitions, bounded, open)
+                .with_seek(seek),
+        ))
     }
 
     async fn insert_into(

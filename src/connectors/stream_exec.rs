@@ -43,12 +43,17 @@ pub(crate) trait SplitDiscovery: Send + Sync {
 pub(crate) type OpenPartition =
     Arc<dyn Fn(usize, Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> + Send + Sync>;
 
+/// Opens partition `i` of the scan at row `offset` (a restored streaming job resumes there).
+pub(crate) type OpenPartitionAt =
+    Arc<dyn Fn(usize, u64, Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> + Send + Sync>;
+
 /// A leaf scan made of closure-built streams (see the module documentation).
 pub(crate) struct StreamExec {
     name: &'static str,
     detail: String,
     partitions: usize,
     open: OpenPartition,
+    open_at: Option<OpenPartitionAt>,
     properties: Arc<PlanProperties>,
     discovery: Option<Arc<dyn SplitDiscovery>>,
 }
@@ -86,9 +91,34 @@ impl StreamExec {
             detail,
             partitions: partitions.max(1),
             open,
+            open_at: None,
             properties: Arc::new(properties),
             discovery: None,
         }
+    }
+
+    /// The same scan, whose partitions can start at a row offset without reading the rows
+    /// before it (a generator computes row `n` directly).
+    pub(crate) fn with_seek(mut self, open_at: OpenPartitionAt) -> Self {
+        self.open_at = Some(open_at);
+        self
+    }
+
+    /// Partition `partition` from row `offset`, when the scan can seek (else `None`).
+    pub(crate) fn execute_at(
+        &self,
+        partition: usize,
+        offset: u64,
+        context: Arc<TaskContext>,
+    ) -> Option<DfResult<SendableRecordBatchStream>> {
+        let open_at = self.open_at.as_ref()?;
+        if partition >= self.partitions {
+            return Some(Err(DataFusionError::Internal(format!(
+                "{} has {} partitions, asked for partition {partition}",
+                self.name, self.partitions
+            ))));
+        }
+        Some(open_at(partition, offset, context))
     }
 
     /// The same scan, whose splits a streaming job finds with `discovery`.

@@ -94,6 +94,15 @@ pub trait SourceFactory: Send + Sync {
         None
     }
 
+    /// Opens split `split` at row `offset` (a restored job resumes there). The default reads
+    /// and drops the rows before it; sources that can seek (generators) override it.
+    ///
+    /// # Errors
+    /// As [`SourceFactory::open_split`].
+    fn open_split_at(&self, split: usize, offset: u64) -> Result<SourceStream> {
+        Ok(skip_rows(self.open_split(split)?, offset))
+    }
+
     /// Whether a checkpoint can record where this source is: split `k` reads the same rows
     /// in the same order every time it is opened, so a position is a row count per split.
     /// Sources that cannot (a channel, splits found while running) say `false`, and a
@@ -131,6 +140,18 @@ impl SourceFactory for PhysicalPlanSource {
     fn discover(&self, instance: usize, parallelism: usize) -> Option<Discovery> {
         let discovery = self.discovery()?;
         Some(discovery.discover(instance, parallelism, Arc::clone(&self.task)))
+    }
+
+    fn open_split_at(&self, split: usize, offset: u64) -> Result<SourceStream> {
+        if offset > 0
+            && let Some(seek) = self
+                .plan
+                .downcast_ref::<StreamExec>()
+                .and_then(|s| s.execute_at(split, offset, Arc::clone(&self.task)))
+        {
+            return Ok(seek?.map(|b| b.map_err(Error::from)).boxed());
+        }
+        Ok(skip_rows(self.open_split(split)?, offset))
     }
 
     fn checkpointable(&self) -> bool {
@@ -404,9 +425,7 @@ pub(crate) async fn run_source(
                 id: Some(k),
                 offset: at.offset,
                 stream: None,
-                opener: Some(Box::new(move || {
-                    Ok(skip_rows(factory.open_split(k)?, skip))
-                })),
+                opener: Some(Box::new(move || factory.open_split_at(k, skip))),
                 finished: at.finished,
                 watermark: at.watermark,
                 idle: false,
