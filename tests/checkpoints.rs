@@ -398,3 +398,141 @@ async fn restoring_from_nothing_is_a_clear_error() {
     let err = s.execute_sql(WINDOWED).await.err().expect("an error");
     assert!(err.to_string().contains("no complete checkpoint"), "{err}");
 }
+
+/// `weir serve` on a free loopback port over `data`; returns the process and its address.
+fn start_server(data: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start weir serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("resume") || line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("[weir serve] {line}");
+            }
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let uri = rest.split_whitespace().next().unwrap_or("");
+                let _ = tx.send(uri.split("://").last().unwrap_or(uri).to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("weir serve did not say where it listens");
+    (child, addr)
+}
+
+/// The status and resume count of every job recorded in `data` (`jobs/<id>.json`).
+fn recorded_statuses(data: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(data.join("jobs")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| std::fs::read(p).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| {
+            (
+                v["status"].as_str().unwrap_or("").to_string(),
+                v["resumed"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The kill test: a checkpointed job in `weir serve` over paced input, the server killed with
+/// SIGKILL at random moments (while processing, while a checkpoint is written, while files are
+/// committed) and started again on the same data directory each time; at the end of the input
+/// the committed output equals a run without kills. `WEIR_LONG_TESTS=1`: more kills, more input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_its_job_exactly_once() {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use tonic::transport::Channel;
+    let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
+    let (kills, events) = if long { (40, 200_000) } else { (20, 100_000) };
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = straight_run(WINDOWED, events, 2, &tmp.path().join("expected")).await;
+
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (mut server, addr) = start_server(&data);
+    {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = FlightSqlServiceClient::new(channel);
+        let setup = [
+            "SET 'execution.runtime-mode' = 'streaming'".to_string(),
+            "SET 'parallelism.default' = '2'".to_string(),
+            "SET 'execution.checkpointing.interval' = '100 ms'".to_string(),
+            nexmark_ddl(events),
+            format!(
+                "CREATE TABLE out ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', \
+                 'path' = '{}', 'format' = 'json')",
+                out.display()
+            ),
+            WINDOWED.to_string(),
+        ];
+        for sql in setup {
+            client
+                .execute_update(sql.clone(), None)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill test: {kills} kills, seed {seed}");
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(150 + next(500))).await;
+        server.kill().unwrap();
+        server.wait().unwrap();
+        (server, _) = start_server(&data);
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let statuses = recorded_statuses(&data);
+        assert_eq!(statuses.len(), 1, "{statuses:?}");
+        match statuses[0].0.as_str() {
+            "FINISHED" => {
+                // Most kills hit the running job (the input lasts longer than the kills).
+                let resumed = statuses[0].1;
+                eprintln!("the job was resumed {resumed} times");
+                assert!(resumed >= kills / 2, "resumed only {resumed} times");
+                break;
+            }
+            "RUNNING" => {}
+            other => panic!("the job ended {other}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not finish within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let got = committed(&out).await;
+    assert_eq!(got.len(), expected.len(), "row count after {kills} kills");
+    assert_eq!(got, expected);
+}

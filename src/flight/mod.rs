@@ -102,6 +102,19 @@ pub async fn serve_on(
 ) -> Result<()> {
     let local = listener.local_addr().ok();
     let service = flight_service(&config)?;
+    // Jobs that were running when the server last died resume in a session of their own, which
+    // lives as long as the server.
+    let _resumed = match config.session.data_dir {
+        Some(_) => {
+            let mut session = crate::session::Session::open(config.session.clone()).await?;
+            let ids = session.resume_jobs().await;
+            if !ids.is_empty() {
+                tracing::info!(jobs = ?ids, "resumed streaming jobs from their checkpoints");
+            }
+            Some(session)
+        }
+        None => None,
+    };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);

@@ -56,8 +56,10 @@ pub struct Session {
     current_text: String,
     /// Per-query memory limit of batch queries (DataFusion memory pool), if any.
     memory_limit: Option<usize>,
-    /// The data directory (default place of checkpoints), if any.
+    /// The data directory (default place of checkpoints and job records), if any.
     data_dir: Option<PathBuf>,
+    /// While resuming a job: its id and how many times it was resumed.
+    resume_id: Option<(String, u32)>,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
             current_text: String::new(),
             memory_limit: None,
             data_dir,
+            resume_id: None,
         })
     }
 

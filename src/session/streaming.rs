@@ -111,9 +111,20 @@ impl Session {
             late.as_ref(),
         )
         .await?;
-        let id = super::jobs::Jobs::new_id();
+        let (id, resumed) = self
+            .resume_id
+            .take()
+            .unwrap_or_else(|| (super::jobs::Jobs::new_id(), 0));
         graph.checkpointing = self.job_checkpointing(&graph, &id).await?;
+        let checkpoint_dir = graph
+            .checkpointing
+            .as_ref()
+            .and_then(|c| c.checkpoints.as_ref())
+            .map(|(config, _)| config.dir.clone());
         let job = runtime::launch(graph)?;
+        if let Some(dir) = checkpoint_dir {
+            self.record_job(&id, &name, &job, dir, resumed)?;
+        }
         let id = self.jobs.add(id, name, job, bounded);
         let sync = self
             .option("table.dml-sync")

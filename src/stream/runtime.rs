@@ -282,15 +282,23 @@ impl RunningJob {
 
     /// Waits until the job is no longer running; returns how it ended.
     pub async fn wait(&self) -> JobStatus {
-        let mut rx = self.status.clone();
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if !s.is_running() {
-                return s;
-            }
-            if rx.changed().await.is_err() {
-                return rx.borrow().clone();
-            }
+        wait_status(self.status.clone()).await
+    }
+
+    /// A future that resolves when the job ends (independent of `self`'s lifetime).
+    pub fn ended(&self) -> impl std::future::Future<Output = JobStatus> + Send + 'static {
+        wait_status(self.status.clone())
+    }
+}
+
+async fn wait_status(mut rx: watch::Receiver<JobStatus>) -> JobStatus {
+    loop {
+        let s = rx.borrow_and_update().clone();
+        if !s.is_running() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone();
         }
     }
 }
