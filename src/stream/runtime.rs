@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -229,9 +229,69 @@ pub struct RunningJob {
     tasks: Option<tokio::task::JoinHandle<()>>,
     cancel: Option<tokio::sync::oneshot::Sender<()>>,
     checkpoints: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
+    control: Option<JobControl>,
+}
+
+/// What a checkpointed job's owner can ask of it (savepoints, drain).
+struct JobControl {
+    hooks: Arc<TaskHooks>,
+    requests: Option<tokio::sync::mpsc::UnboundedSender<coordinator::Request>>,
+    /// Tasks without outgoing edges (the sinks), which commit on completed checkpoints.
+    sink_tasks: usize,
 }
 
 impl RunningJob {
+    /// Takes a savepoint (a checkpoint marked as such) and waits until it is complete and every
+    /// sink has committed the output it covers; returns its id and directory.
+    ///
+    /// # Errors
+    /// `Invalid` when the job takes no checkpoints or its sources have ended; the
+    /// checkpoint's errors.
+    pub async fn savepoint(&self) -> Result<(u64, String)> {
+        let Some(control) = self.control.as_ref() else {
+            return Err(Error::invalid(
+                "the job takes no checkpoints, so it cannot take a savepoint; start it with \
+                 SET 'execution.checkpointing.interval'",
+            ));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        control
+            .requests
+            .as_ref()
+            .and_then(|r| r.send(coordinator::Request::Savepoint(tx)).ok())
+            .ok_or_else(|| Error::invalid("the job's checkpoint coordinator has stopped"))?;
+        let (id, path) = rx
+            .await
+            .map_err(|_| Error::invalid("the job ended before its savepoint completed"))??;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while control.hooks.commits_of(id) < control.sink_tasks {
+            if Instant::now() > deadline || !self.status().is_running() {
+                return Err(Error::external(format!(
+                    "savepoint {id} is complete at {path}, but the sinks did not commit its \
+                     output; restore from it to commit"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok((id, path))
+    }
+
+    /// Makes the job's sources end now, as if their input ended: the job flushes every window
+    /// and timer, writes its final checkpoint and finishes (`STOP JOB .. WITH DRAIN`).
+    ///
+    /// # Errors
+    /// `Invalid` when the job takes no checkpoints.
+    pub fn drain(&self) -> Result<()> {
+        let control = self.control.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "the job takes no checkpoints, so it cannot be drained into a savepoint; start \
+                 it with SET 'execution.checkpointing.interval'",
+            )
+        })?;
+        let _ = control.hooks.stop.send(true);
+        Ok(())
+    }
+
     /// The job's checkpoint statistics, when checkpointing is on.
     pub fn checkpoint_stats(&self) -> Option<CheckpointStats> {
         self.checkpoints
@@ -460,6 +520,12 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
         .map(|r| r.tasks.clone())
         .unwrap_or_default();
     let mut stats = None;
+    let mut savepoints = None;
+    let sink_tasks: usize = graph
+        .roots()
+        .iter()
+        .map(|&r| graph.nodes[r].parallelism)
+        .sum();
     let hooks: Option<Arc<TaskHooks>> = match checkpointing.and_then(|c| {
         let from = c.restored.as_ref().map(|r| r.checkpoint);
         c.checkpoints
@@ -503,7 +569,7 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
                     .map(|(i, _)| i)
                     .collect(),
             };
-            let (hooks, run) = coordinator::start(
+            let (hooks, requests, run) = coordinator::start(
                 config,
                 store,
                 layout,
@@ -513,6 +579,7 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
             );
             tasks.spawn(run);
             stats = Some(shared);
+            savepoints = Some(requests);
             Some(hooks)
         }
     };
@@ -609,6 +676,11 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
         tasks: Some(supervisor),
         cancel: Some(cancel_tx),
         checkpoints: stats,
+        control: hooks.map(|h| JobControl {
+            hooks: h,
+            requests: savepoints,
+            sink_tasks,
+        }),
     })
 }
 
@@ -784,6 +856,11 @@ async fn run_operator(
             }
             Wake::Completed(id) => {
                 op.on_checkpoint_complete(id).await?;
+                if let Some(h) = hooks.as_ref()
+                    && emitter.edges.is_empty()
+                {
+                    h.committed((ctx.node, ctx.instance), id);
+                }
                 continue;
             }
             Wake::Message(None) => break,

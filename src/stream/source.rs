@@ -439,6 +439,7 @@ pub(crate) async fn run_source(
         rx.borrow_and_update();
         rx
     });
+    let mut stop = hooks.as_ref().map(|h| h.stop.subscribe());
     let mut discovery = node.factory.discover(instance, parallelism);
     let strict = discovery.is_none();
     let idle_timeout = node.idle_timeout.or(ctx.settings.idle_timeout);
@@ -454,6 +455,10 @@ pub(crate) async fn run_source(
 
     loop {
         if discovery.is_none() && splits.iter().all(|s| !s.live()) {
+            break;
+        }
+        if stop.as_ref().is_some_and(|s| *s.borrow()) {
+            // Drained: end now, as if the input ended here.
             break;
         }
         // Splits that may be read now: live and not paused by alignment.
@@ -541,9 +546,20 @@ pub(crate) async fn run_source(
                     None => futures::future::pending().await,
                 }
             };
+            let stopped = async {
+                match stop.as_mut() {
+                    Some(rx) => {
+                        if rx.wait_for(|s| *s).await.is_err() {
+                            futures::future::pending::<()>().await;
+                        }
+                    }
+                    None => futures::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 id = triggered => Event::Trigger(id),
+                () = stopped => Event::Aligned,
                 e = next_split, if !poll_only.is_empty() => e?,
                 d = discovered => match d {
                     Some(stream) => Event::NewSplit(stream?),

@@ -48,10 +48,20 @@ struct Pending {
     id: u64,
     started: Instant,
     acks: HashMap<(usize, usize), Vec<u8>>,
+    savepoint: bool,
 }
 
-/// Starts the coordinator; returns the hooks to hand to every task and the coordinator's future
-/// (run it beside the tasks: its error fails the job).
+/// A savepoint's id and directory.
+pub type SavepointReply = tokio::sync::oneshot::Sender<Result<(u64, String)>>;
+
+/// What a running job asks its coordinator.
+pub enum Request {
+    /// Take a savepoint now (after the checkpoint in flight, if any); answer when complete.
+    Savepoint(SavepointReply),
+}
+
+/// Starts the coordinator; returns the hooks to hand to every task, the sender of requests
+/// (savepoints) and the coordinator's future (run it beside the tasks: its error fails the job).
 pub fn start(
     config: CheckpointConfig,
     store: CheckpointStore,
@@ -61,8 +71,10 @@ pub fn start(
     stats: Arc<Mutex<CheckpointStats>>,
 ) -> (
     Arc<TaskHooks>,
+    mpsc::UnboundedSender<Request>,
     impl std::future::Future<Output = Result<()>> + Send + 'static,
 ) {
+    let (request_tx, request_rx) = mpsc::unbounded_channel();
     let (trigger_tx, trigger_rx) = watch::channel(0u64);
     let (complete_tx, complete_rx) = watch::channel(0u64);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -72,6 +84,8 @@ pub fn start(
         completed: complete_rx,
         final_id: Default::default(),
         acks: ack_tx,
+        stop: watch::channel(false).0,
+        commits: Default::default(),
     });
     let run = Coordinator {
         config,
@@ -84,8 +98,8 @@ pub fn start(
         trigger_tx,
         complete_tx,
     }
-    .run(ack_rx);
-    (hooks, run)
+    .run(ack_rx, request_rx);
+    (hooks, request_tx, run)
 }
 
 struct Coordinator {
@@ -113,11 +127,39 @@ impl Coordinator {
             .any(|&n| (0..self.layout.nodes[n].2).any(|i| !self.finished.contains_key(&(n, i))))
     }
 
-    async fn run(mut self, mut acks: mpsc::UnboundedReceiver<Ack>) -> Result<()> {
+    async fn run(
+        mut self,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+    ) -> Result<()> {
         let mut pending: Option<Pending> = None;
         let mut last_trigger = Instant::now();
         let mut last_end = Instant::now();
+        // Savepoint requests waiting for the next checkpoint to start / complete.
+        let mut waiting: Vec<SavepointReply> = Vec::new();
+        let mut answering: Vec<SavepointReply> = Vec::new();
         loop {
+            if pending.is_none() && !waiting.is_empty() {
+                if !self.sources_running() {
+                    for w in waiting.drain(..) {
+                        let _ = w.send(Err(Error::invalid(
+                            "the job's sources have ended; it finishes with a final checkpoint instead of a savepoint",
+                        )));
+                    }
+                } else {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    last_trigger = Instant::now();
+                    pending = Some(Pending {
+                        id,
+                        started: last_trigger,
+                        acks: HashMap::new(),
+                        savepoint: true,
+                    });
+                    answering.append(&mut waiting);
+                    let _ = self.trigger_tx.send(id);
+                }
+            }
             if self.finished.len() == self.tasks() {
                 // Every task ended: complete what is pending, then the final checkpoint.
                 if let Some(p) = pending.take() {
@@ -130,8 +172,14 @@ impl Coordinator {
                     id,
                     started: Instant::now(),
                     acks: HashMap::new(),
+                    savepoint: false,
                 };
                 self.complete(p, true).await?;
+                for w in waiting.drain(..).chain(answering.drain(..)) {
+                    let _ = w.send(Err(Error::invalid(
+                        "the job finished before the savepoint was taken",
+                    )));
+                }
                 return Ok(());
             }
             let next_at =
@@ -143,11 +191,25 @@ impl Coordinator {
                     let id = self.next_id;
                     self.next_id += 1;
                     last_trigger = Instant::now();
-                    pending = Some(Pending { id, started: last_trigger, acks: HashMap::new() });
+                    pending = Some(Pending { id, started: last_trigger, acks: HashMap::new(), savepoint: false });
                     let _ = self.trigger_tx.send(id);
+                }
+                request = requests.recv() => {
+                    match request {
+                        Some(Request::Savepoint(reply)) => waiting.push(reply),
+                        None => futures::future::pending::<()>().await,
+                    }
                 }
                 () = sleep_until_opt(deadline) => {
                     if let Some(p) = pending.take() {
+                        if p.savepoint {
+                            for w in answering.drain(..) {
+                                let _ = w.send(Err(Error::external(format!(
+                                    "savepoint {} expired after {:?} before it completed",
+                                    p.id, self.config.timeout
+                                ))));
+                            }
+                        }
                         let w = format!(
                             "checkpoint {} expired after {:?} before it completed ({} of {} tasks acknowledged)",
                             p.id, self.config.timeout, p.acks.len() + self.finished.len(), self.tasks()
@@ -175,7 +237,13 @@ impl Coordinator {
                             == self.tasks()
                     });
                     if done && let Some(p) = pending.take() {
-                        self.complete(p, false).await?;
+                        let (id, savepoint) = (p.id, p.savepoint);
+                        let location = self.complete(p, false).await?;
+                        if savepoint {
+                            for w in answering.drain(..) {
+                                let _ = w.send(Ok((id, location.clone())));
+                            }
+                        }
                         last_end = Instant::now();
                     }
                 }
@@ -184,8 +252,8 @@ impl Coordinator {
     }
 
     /// Writes checkpoint `p` (its acks, and the final states of tasks that ended) and announces
-    /// it complete.
-    async fn complete(&mut self, mut p: Pending, final_checkpoint: bool) -> Result<()> {
+    /// it complete; returns its directory.
+    async fn complete(&mut self, mut p: Pending, final_checkpoint: bool) -> Result<String> {
         let mut nodes = Vec::new();
         let mut states = Vec::new();
         for (n, (uid, name, parallelism)) in self.layout.nodes.iter().enumerate() {
@@ -225,7 +293,7 @@ impl Coordinator {
             checkpoint: p.id,
             created_ms: super::super::state::now_ms(),
             final_checkpoint,
-            savepoint: false,
+            savepoint: p.savepoint,
             nodes,
         };
         let written = self
@@ -243,10 +311,12 @@ impl Coordinator {
             });
         }
         let _ = self.complete_tx.send(p.id);
-        if let Err(e) = self.store.prune(self.config.retained).await {
+        if !p.savepoint
+            && let Err(e) = self.store.prune(self.config.retained).await
+        {
             tracing::warn!("cleaning up old checkpoints: {e}");
         }
-        Ok(())
+        Ok(format!("{}/chk-{}", self.store.location(), p.id))
     }
 }
 

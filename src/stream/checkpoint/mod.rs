@@ -198,9 +198,29 @@ pub struct TaskHooks {
     /// Set (before `completed` announces it) to the id of the final checkpoint.
     pub final_id: AtomicU64,
     pub acks: mpsc::UnboundedSender<Ack>,
+    /// Set to `true` to make the sources end now (`STOP JOB .. WITH DRAIN`).
+    pub stop: watch::Sender<bool>,
+    /// Per sink task (node, instance), the last checkpoint it committed.
+    pub commits: std::sync::Mutex<HashMap<(usize, usize), u64>>,
 }
 
 impl TaskHooks {
+    /// Sink task `task` committed checkpoint `id` (and every earlier one).
+    pub fn committed(&self, task: (usize, usize), id: u64) {
+        if let Ok(mut c) = self.commits.lock() {
+            let last = c.entry(task).or_insert(0);
+            *last = (*last).max(id);
+        }
+    }
+
+    /// How many sink tasks have committed checkpoint `id` or a later one.
+    pub fn commits_of(&self, id: u64) -> usize {
+        self.commits
+            .lock()
+            .map(|c| c.values().filter(|&&last| last >= id).count())
+            .unwrap_or(0)
+    }
+
     /// Whether `id` is the final checkpoint (everything committed after it).
     pub fn is_final(&self, id: u64) -> bool {
         let f = self.final_id.load(Ordering::Acquire);
