@@ -385,9 +385,10 @@ impl<'a> Lowering<'a> {
                         "WatermarkAssigner",
                         detail,
                         schema,
-                        Box::new(move |_| {
+                        Box::new(move |ctx| {
                             Ok(Box::new(ops::watermark::WatermarkAssigner::new(
                                 Arc::clone(&expr),
+                                ctx,
                             )))
                         }),
                     );

@@ -154,12 +154,6 @@ impl<V> KeyedState<V> {
         self.entries.iter().map(|(k, e)| (k, &e.value))
     }
 
-    /// Every value, mutably, *without* marking the keys as written (for a restore that fills in
-    /// what the value decoder could not).
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.values_mut().map(|e| &mut e.value)
-    }
-
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.entries.clear();

@@ -852,6 +852,83 @@ mod tests {
         assert!(strings.is_err());
     }
 
+    #[test]
+    fn accumulators_round_trip_exactly_and_reject_corrupt_bytes() {
+        let int = |kind, distinct| {
+            AggSpec::new(
+                kind,
+                distinct,
+                Some((x(), DataType::Int32)),
+                None,
+                DataType::Int64,
+            )
+            .unwrap()
+        };
+        let float = AggSpec::new(
+            AggKind::Sum,
+            false,
+            Some((x(), DataType::Float64)),
+            None,
+            DataType::Float64,
+        )
+        .unwrap();
+        let ints = batch_i32(&[Some(3), Some(1), Some(3), None, Some(-7)]);
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let floats = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Float64Array::from(vec![
+                1e16,
+                0.1,
+                -3.3,
+                f64::INFINITY,
+                f64::NAN,
+                -0.0,
+                5e-324,
+            ]))],
+        )
+        .unwrap();
+        let cases = [
+            (
+                AggSpec::new(AggKind::Count, false, None, None, DataType::Int64).unwrap(),
+                &ints,
+            ),
+            (int(AggKind::Min, false), &ints),
+            (int(AggKind::Sum, true), &ints),
+            (int(AggKind::Avg, false), &ints),
+            (float, &floats),
+        ];
+        for (spec, batch) in cases {
+            let mut acc = spec.new_acc();
+            let signs: Vec<i64> = (0..batch.num_rows()).map(|i| [1, 1, -1][i % 3]).collect();
+            run(&spec, batch, &signs, &mut acc);
+            let mut e = Enc::default();
+            spec.encode_acc(&acc, &mut e);
+            let mut d = Dec::new(&e.0);
+            let back = spec.decode_acc(&mut d).unwrap();
+            d.finish().unwrap();
+            // The same fields bit for bit: written again, the same bytes.
+            let mut again = Enc::default();
+            spec.encode_acc(&back, &mut again);
+            assert_eq!(again.0, e.0, "{}", spec.state_format());
+            let (a, b) = (spec.value(&acc).unwrap(), spec.value(&back).unwrap());
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            // Every truncation, and another accumulator kind, is an error (never a panic).
+            for cut in 0..e.0.len() {
+                assert!(
+                    spec.decode_acc(&mut Dec::new(&e.0[..cut])).is_err(),
+                    "cut {cut}"
+                );
+            }
+            let mut other = e.0.clone();
+            other[0] = (other[0] + 1) % 4;
+            let err = spec.decode_acc(&mut Dec::new(&other)).unwrap_err();
+            assert!(
+                err.to_string().contains("corrupt checkpoint state"),
+                "{err}"
+            );
+        }
+    }
+
     /// A deterministic shuffle (xorshift) of `0..n`.
     fn shuffled(n: usize, mut seed: u64) -> Vec<usize> {
         let mut v: Vec<usize> = (0..n).collect();

@@ -620,6 +620,19 @@ async fn group_aggregate_restores_from_a_checkpoint() {
     )
     .await;
     assert_eq!(out[1].len(), 1, "{out:?}");
+    // `SELECT k ... GROUP BY k`: no aggregates, nothing but the group's existence.
+    let keys_only = Arc::new(CoreSpec {
+        group_exprs: vec![col("k", 0)],
+        group_types: vec![DataType::Utf8],
+        specs: vec![],
+        schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)])),
+    });
+    let out = assert_restores(
+        |ctx| Box::new(GroupAggregate::new(Arc::clone(&keys_only), ctx).unwrap()),
+        &group_events(),
+    )
+    .await;
+    assert!(out.iter().flatten().any(|l| l == "-D c"), "{out:?}");
 }
 
 #[tokio::test]

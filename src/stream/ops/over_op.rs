@@ -15,6 +15,11 @@
 //!   are dropped and counted.
 //! - `Window` (Flink's `WindowRank` / `WindowDeduplicate`, append-only): rows are buffered per
 //!   window partition and the final top N is emitted when the watermark passes `window_end`.
+//!
+//! Checkpoints (see [`super::codec`]): `<uid>.partitions` holds each partition's rows with their
+//! arrival sequence, the rows emitted so far (recompute mode, so they can be retracted after a
+//! restore), the rows pending the watermark and the window end; `<uid>.operator` holds the next
+//! arrival sequence and the watermark.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,9 +35,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_expr_common::sort_expr::PhysicalSortExpr;
 
+use super::codec::{self, Dec, Enc, check_rows, schema_types};
 use crate::error::{Error, Result};
 use crate::functions::window::millis;
 use crate::stream::changes::{Changes, RowKind};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Operator, OperatorContext, Output};
 use crate::stream::ops::calc::Calc;
 use crate::stream::state::KeyedState;
@@ -90,6 +97,8 @@ pub struct PartitionedWindow {
     input_rows: RowConverter,
     output_rows: RowConverter,
     key_rows: RowConverter,
+    /// The `PARTITION BY` types (of `key_rows`).
+    key_types: Vec<DataType>,
     partitions: KeyedState<Partition>,
     seq: u64,
     watermark: i64,
@@ -110,7 +119,7 @@ impl PartitionedWindow {
         let key_types = spec
             .partition_by
             .iter()
-            .map(|e| Ok(SortField::new(e.data_type(&spec.input_schema)?)))
+            .map(|e| Ok(e.data_type(&spec.input_schema)?))
             .collect::<Result<Vec<_>>>()?;
         let ttl = match spec.mode {
             Mode::Recompute => ctx.settings.state_ttl,
@@ -119,7 +128,13 @@ impl PartitionedWindow {
         Ok(PartitionedWindow {
             input_rows: converter(&spec.input_schema)?,
             output_rows: converter(&spec.out_schema)?,
-            key_rows: RowConverter::new(key_types)?,
+            key_rows: RowConverter::new(
+                key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
+            )?,
+            key_types,
             partitions: KeyedState::new(ctx.state_id("partitions"), ttl),
             ctx,
             spec,
@@ -500,6 +515,76 @@ impl PartitionedWindow {
     }
 }
 
+/// Value formats of [`PartitionedWindow`]'s checkpoint tables (the partitions' adds the mode
+/// and the row types).
+const PARTITIONS_FORMAT: &str = "weir.partitioned-window.partitions/1 rows,emitted,pending,end";
+const WINDOW_OPERATOR_FORMAT: &str = "weir.partitioned-window.operator/1 seq,watermark";
+
+impl PartitionedWindow {
+    fn partitions_format(&self) -> String {
+        let mode = match self.spec.mode {
+            Mode::Recompute => "recompute",
+            Mode::Rowtime { .. } => "rowtime",
+            Mode::Window { .. } => "window",
+        };
+        format!(
+            "{PARTITIONS_FORMAT} mode={mode} in=[{}] out=[{}]",
+            schema_types(&self.spec.input_schema),
+            schema_types(&self.spec.out_schema)
+        )
+    }
+}
+
+fn encode_partition(p: &Partition, e: &mut Enc) {
+    e.len(p.rows.len());
+    for (row, seq) in &p.rows {
+        e.row(row);
+        e.u64(*seq);
+    }
+    e.len(p.emitted.len());
+    for row in &p.emitted {
+        e.row(row);
+    }
+    e.len(p.pending.len());
+    for (row, seq, time) in &p.pending {
+        e.row(row);
+        e.u64(*seq);
+        e.i64(*time);
+    }
+    e.i64(p.window_end);
+}
+
+fn decode_partition(
+    d: &mut Dec,
+    input: &datafusion::arrow::row::RowParser,
+    output: &datafusion::arrow::row::RowParser,
+) -> Result<Partition> {
+    let n = d.len()?;
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let row = d.row(input)?;
+        rows.push((row, d.u64()?));
+    }
+    let n = d.len()?;
+    let mut emitted = Vec::with_capacity(n);
+    for _ in 0..n {
+        emitted.push(d.row(output)?);
+    }
+    let n = d.len()?;
+    let mut pending = Vec::with_capacity(n);
+    for _ in 0..n {
+        let row = d.row(input)?;
+        let seq = d.u64()?;
+        pending.push((row, seq, d.i64()?));
+    }
+    Ok(Partition {
+        rows,
+        emitted,
+        pending,
+        window_end: d.i64()?,
+    })
+}
+
 #[async_trait]
 impl Operator for PartitionedWindow {
     async fn process(&mut self, _input: usize, changes: Changes, out: &mut Output) -> Result<()> {
@@ -534,6 +619,69 @@ impl Operator for PartitionedWindow {
         }
     }
 
+    fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let format = self.partitions_format();
+        let table = self.partitions.snapshot(&self.key_types, &format, |p, e| {
+            encode_partition(p, e);
+            Ok(())
+        })?;
+        snapshot.put(self.partitions.id(), table);
+        let (seq, watermark) = (self.seq, self.watermark);
+        codec::put_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            WINDOW_OPERATOR_FORMAT,
+            |e| {
+                e.u64(seq);
+                e.i64(watermark);
+            },
+        )
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let format = self.partitions_format();
+        let (input, output) = (self.input_rows.parser(), self.output_rows.parser());
+        codec::restore_keyed(
+            &mut self.partitions,
+            snapshot,
+            &self.key_rows,
+            &self.key_types,
+            &format,
+            |d| decode_partition(d, &input, &output),
+        )?;
+        let checked = check_rows(
+            &self.input_rows,
+            self.partitions.iter().flat_map(|(_, p)| {
+                p.rows
+                    .iter()
+                    .map(|(r, _)| r)
+                    .chain(p.pending.iter().map(|(r, _, _)| r))
+            }),
+            "an OVER window's input row",
+        )
+        .and_then(|_| {
+            check_rows(
+                &self.output_rows,
+                self.partitions.iter().flat_map(|(_, p)| p.emitted.iter()),
+                "an OVER window's emitted row",
+            )
+        });
+        if let Err(e) = checked {
+            self.partitions.clear();
+            return Err(e);
+        }
+        let (seq, watermark) = codec::get_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            WINDOW_OPERATOR_FORMAT,
+            |d| Ok((d.u64()?, d.i64()?)),
+        )?
+        .unwrap_or((0, i64::MIN));
+        self.seq = seq;
+        self.watermark = watermark;
+        Ok(())
+    }
+
     fn state_rows(&self) -> usize {
         self.partitions
             .iter()
@@ -558,6 +706,7 @@ mod tests {
     use datafusion::physical_planner::create_window_expr;
 
     use crate::stream::changes::Materialized;
+    use crate::stream::ops::codec::testing::{Event, assert_restores, checkpoint};
 
     fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -802,6 +951,109 @@ mod tests {
             ]
         );
         assert_eq!(op.state_rows(), 3, "history trimmed to the frame");
+    }
+
+    fn restore_events() -> Vec<Event> {
+        let del = |r: &[(&str, i64, i64)]| {
+            Event::Input(
+                0,
+                Changes::new(rows(r), vec![RowKind::Delete; r.len()]).unwrap(),
+            )
+        };
+        vec![
+            Event::Input(
+                0,
+                Changes::inserts(rows(&[("a", 10, 1), ("a", 30, 2), ("b", 5, 4)])),
+            ),
+            Event::Input(0, Changes::inserts(rows(&[("a", 20, 3), ("b", 7, 5)]))),
+            del(&[("a", 30, 2)]),
+            Event::Input(0, Changes::inserts(rows(&[("a", 1, 9), ("a", 40, 12)]))),
+            del(&[("b", 5, 4), ("b", 7, 5)]),
+            Event::Input(0, Changes::inserts(rows(&[("b", 8, 15)]))),
+        ]
+    }
+
+    #[tokio::test]
+    async fn partitioned_windows_restore_from_a_checkpoint() {
+        let make = |s: Arc<WindowSpec>| {
+            move |ctx: &OperatorContext| -> Box<dyn Operator> {
+                Box::new(PartitionedWindow::new(ctx.clone(), Arc::clone(&s)).unwrap())
+            }
+        };
+        // TopN with retraction: the emitted rows are retracted after the restore.
+        let out = assert_restores(
+            make(spec(ranked(true), Some(2), false, Mode::Recompute)),
+            &restore_events(),
+        )
+        .await;
+        assert!(out.iter().flatten().any(|l| l.starts_with("-U")), "{out:?}");
+        // Keep-last deduplication over insert-only input (forgotten rows, arrival sequence).
+        let expr = row_number()
+            .partition_by(vec![col("k")])
+            .order_by(vec![col("ts").sort(false, false)])
+            .build()
+            .unwrap();
+        let inserts: Vec<Event> = restore_events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::Input(_, c) if c.is_insert_only()))
+            .collect();
+        assert_restores(make(spec(expr, Some(1), true, Mode::Recompute)), &inserts).await;
+
+        // Rowtime OVER: rows pending the watermark, history trimmed to the frame, late rows.
+        let frame = WindowFrame::new_bounds(
+            WindowFrameUnits::Rows,
+            WindowFrameBound::Preceding(datafusion::common::ScalarValue::UInt64(Some(2))),
+            WindowFrameBound::CurrentRow,
+        );
+        let expr = Expr::from(datafusion::logical_expr::expr::WindowFunction::new(
+            datafusion::logical_expr::WindowFunctionDefinition::AggregateUDF(sum_udaf()),
+            vec![col("price")],
+        ))
+        .partition_by(vec![col("k")])
+        .order_by(vec![col("ts").sort(true, false)])
+        .window_frame(frame)
+        .build()
+        .unwrap();
+        let mode = Mode::Rowtime {
+            time: 2,
+            keep_last: Some(3),
+        };
+        let mut events = inserts.clone();
+        events.insert(2, Event::Watermark(3));
+        events.insert(4, Event::Watermark(9));
+        events.push(Event::End);
+        let out = assert_restores(make(spec(expr, None, false, mode)), &events).await;
+        assert!(!out[2].is_empty(), "{out:?}");
+        // Window TopN: buffered per window, emitted when the window closes.
+        let mut events = inserts;
+        events.insert(1, Event::Watermark(2));
+        events.insert(3, Event::Watermark(4));
+        events.push(Event::Watermark(9));
+        events.push(Event::End);
+        let out = assert_restores(
+            make(spec(ranked(true), Some(1), true, Mode::Window { end: 2 })),
+            &events,
+        )
+        .await;
+        assert_eq!(out.iter().flatten().count(), 4, "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn partition_state_of_another_mode_is_incompatible() {
+        let mut op = PartitionedWindow::new(
+            OperatorContext::for_tests(),
+            spec(ranked(true), Some(2), false, Mode::Recompute),
+        )
+        .unwrap();
+        crate::stream::ops::codec::testing::run(&mut op, &restore_events()).await;
+        let snapshot = checkpoint(&mut op);
+        let mut other = PartitionedWindow::new(
+            OperatorContext::for_tests(),
+            spec(ranked(true), Some(1), true, Mode::Window { end: 2 }),
+        )
+        .unwrap();
+        let err = other.restore(&snapshot).unwrap_err();
+        assert!(err.to_string().contains("incompatible state"), "{err}");
     }
 
     #[tokio::test]

@@ -5,18 +5,23 @@
 //! `window_time` computed by the batch kernel [`assign_sessions`] (the streaming result equals the
 //! batch one). Rows that arrive after the watermark and would only fall into a closed session are
 //! late: dropped and counted.
+//!
+//! Checkpoints (see [`super::codec`]): `<uid>.sessions` holds each key's buffered rows with their
+//! times, `<uid>.operator` the watermark.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 
+use super::codec::{self, check_rows, schema_types};
 use crate::error::{Error, Result};
 use crate::functions::window::{WindowKind, assign_sessions, millis};
 use crate::planner::window_tvf::WindowTvfNode;
 use crate::stream::changes::{ChangelogMode, Changes};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::lower::{Lowered, Lowering, Times};
 use crate::stream::operator::{Operator, OperatorContext, Output};
 use crate::stream::state::{KeyEncoder, KeyedState};
@@ -96,6 +101,7 @@ pub struct SessionWindow {
     schema: SchemaRef,
     time_index: usize,
     keys: Vec<usize>,
+    key_types: Vec<DataType>,
     encoder: KeyEncoder,
     /// Whole input rows to and from the compact row format of the state.
     row_format: RowConverter,
@@ -132,6 +138,7 @@ impl SessionWindow {
             time_index,
             keys,
             encoder: KeyEncoder::new(&types)?,
+            key_types: types,
             row_format,
             gap,
             watermark: i64::MIN,
@@ -265,8 +272,81 @@ impl Operator for SessionWindow {
         Ok(())
     }
 
+    fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let format = self.sessions_format();
+        let table = self.pending.snapshot(&self.key_types, &format, |p, e| {
+            e.len(p.rows.len());
+            for (t, row) in &p.rows {
+                e.i64(*t);
+                e.row(row);
+            }
+            Ok(())
+        })?;
+        snapshot.put(self.pending.id(), table);
+        let watermark = self.watermark;
+        codec::put_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            SESSION_OPERATOR_FORMAT,
+            |e| e.i64(watermark),
+        )
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let format = self.sessions_format();
+        let parser = self.row_format.parser();
+        codec::restore_keyed(
+            &mut self.pending,
+            snapshot,
+            self.encoder.converter(),
+            &self.key_types,
+            &format,
+            |d| {
+                let n = d.len()?;
+                let mut rows = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = d.i64()?;
+                    rows.push((t, d.row(&parser)?));
+                }
+                Ok(Pending { rows })
+            },
+        )?;
+        let checked = check_rows(
+            &self.row_format,
+            self.pending
+                .iter()
+                .flat_map(|(_, p)| p.rows.iter().map(|(_, r)| r)),
+            "a session window's row",
+        );
+        if let Err(e) = checked {
+            self.pending.clear();
+            return Err(e);
+        }
+        self.watermark = codec::get_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            SESSION_OPERATOR_FORMAT,
+            |d| d.i64(),
+        )?
+        .unwrap_or(i64::MIN);
+        Ok(())
+    }
+
     fn state_rows(&self) -> usize {
         self.pending.iter().map(|(_, p)| p.rows.len()).sum()
+    }
+}
+
+/// Value formats of [`SessionWindow`]'s checkpoint tables (the sessions' adds the row types).
+const SESSIONS_FORMAT: &str = "weir.session.sessions/1 (time,row)*";
+const SESSION_OPERATOR_FORMAT: &str = "weir.session.operator/1 watermark";
+
+impl SessionWindow {
+    fn sessions_format(&self) -> String {
+        format!(
+            "{SESSIONS_FORMAT} rows=[{}]",
+            schema_types(&self.input_schema)
+        )
     }
 }
 
@@ -278,6 +358,8 @@ mod tests {
         DataType, Field, Schema, TimeUnit, TimestampMillisecondType,
     };
     use std::sync::atomic::Ordering;
+
+    use crate::stream::ops::codec::testing::{Event, assert_restores, checkpoint, run};
 
     fn schemas() -> (SchemaRef, SchemaRef) {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -329,6 +411,51 @@ mod tests {
         }
         v.sort();
         v
+    }
+
+    #[tokio::test]
+    async fn sessions_restore_from_a_checkpoint() {
+        let events = vec![
+            Event::Input(
+                0,
+                rows(&[("a", 1, 10), ("a", 2, 12), ("b", 3, 11), ("a", 3, 30)]),
+            ),
+            Event::Watermark(14),
+            Event::Watermark(15),
+            Event::Input(0, rows(&[("b", 5, 14), ("a", 6, 25)])),
+            Event::Watermark(16),
+            Event::Watermark(28),
+            // Late (closed session a:[10, 17)), and one that merges into the open a:[25, 35).
+            Event::Input(0, rows(&[("a", 9, 13), ("a", 4, 27)])),
+            Event::Watermark(31),
+            Event::End,
+        ];
+        let out = assert_restores(
+            |ctx| {
+                let (input, output) = schemas();
+                Box::new(SessionWindow::new(ctx.clone(), input, output, 2, vec![0], 5).unwrap())
+            },
+            &events,
+        )
+        .await;
+        assert_eq!(out.iter().flatten().count(), 7, "{out:?}");
+        // Sessions keyed on another column type cannot take this state.
+        let (input, output) = schemas();
+        let mut op = SessionWindow::new(
+            OperatorContext::for_tests(),
+            Arc::clone(&input),
+            Arc::clone(&output),
+            2,
+            vec![0],
+            5,
+        )
+        .unwrap();
+        run(&mut op, &events[..1]).await;
+        let snapshot = checkpoint(&mut op);
+        let mut other =
+            SessionWindow::new(OperatorContext::for_tests(), input, output, 2, vec![1], 5).unwrap();
+        let err = other.restore(&snapshot).unwrap_err();
+        assert!(err.to_string().contains("incompatible state"), "{err}");
     }
 
     #[tokio::test]

@@ -14,6 +14,9 @@
 //! is applied to that pair. Versions older than the latest one at or before `W` can no longer be
 //! needed and are dropped. Left rows that arrive with a time `<=` the watermark are late: dropped
 //! and counted. Output is append-only; it keeps the left input's rowtime attribute.
+//!
+//! Checkpoints (see [`super::codec`]): `<uid>.left` holds the waiting left rows by time,
+//! `<uid>.versions` the versions by rowtime, `<uid>.operator` the watermark.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +29,12 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::logical_expr::{Expr, ExprSchemable, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::codec::{self, Dec, Enc, check_rows, schema_types};
 use crate::error::{Error, Result};
 use crate::functions::window::millis;
 use crate::planner::temporal_join::TemporalJoinNode;
 use crate::stream::changes::{ChangelogMode, Changes, WATERMARK_MAX};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::lower::{Lowered, Lowering, Times, unalias};
 use crate::stream::operator::{Operator, OperatorContext, Output};
 use crate::stream::state::{KeyEncoder, KeyedState};
@@ -252,6 +257,81 @@ impl TemporalJoinOperator {
     }
 }
 
+/// Value formats of [`TemporalJoinOperator`]'s checkpoint tables (the row tables add the row
+/// types).
+const LEFT_FORMAT: &str = "weir.temporal-join.left/1 (time,rows)*";
+const VERSIONS_FORMAT: &str = "weir.temporal-join.versions/1 (rowtime,row?)*";
+const TEMPORAL_OPERATOR_FORMAT: &str = "weir.temporal-join.operator/1 watermark";
+
+impl TemporalJoinOperator {
+    fn formats(&self) -> [String; 2] {
+        [
+            format!("{LEFT_FORMAT} rows=[{}]", schema_types(&self.spec.sides[0])),
+            format!(
+                "{VERSIONS_FORMAT} rows=[{}]",
+                schema_types(&self.spec.sides[1])
+            ),
+        ]
+    }
+
+    fn restore_state(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        let [left_format, versions_format] = self.formats();
+        let parser = self.rows[0].parser();
+        codec::restore_keyed(
+            &mut self.left,
+            snapshot,
+            self.keys.converter(),
+            &self.spec.key_types,
+            &left_format,
+            |d: &mut Dec| {
+                let mut waiting = BTreeMap::new();
+                for _ in 0..d.len()? {
+                    let t = d.i64()?;
+                    let n = d.len()?;
+                    let mut rows = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        rows.push(d.row(&parser)?);
+                    }
+                    waiting.insert(t, rows);
+                }
+                Ok(waiting)
+            },
+        )?;
+        let parser = self.rows[1].parser();
+        codec::restore_keyed(
+            &mut self.versions,
+            snapshot,
+            self.keys.converter(),
+            &self.spec.key_types,
+            &versions_format,
+            |d: &mut Dec| {
+                let mut versions = BTreeMap::new();
+                for _ in 0..d.len()? {
+                    let t = d.i64()?;
+                    let row = if d.bool()? {
+                        Some(d.row(&parser)?)
+                    } else {
+                        None
+                    };
+                    versions.insert(t, row);
+                }
+                Ok(versions)
+            },
+        )?;
+        check_rows(
+            &self.rows[0],
+            self.left.iter().flat_map(|(_, m)| m.values().flatten()),
+            "a temporal join's left row",
+        )?;
+        check_rows(
+            &self.rows[1],
+            self.versions.iter().flat_map(|(_, m)| m.values().flatten()),
+            "a temporal join's version",
+        )?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Operator for TemporalJoinOperator {
     async fn process(&mut self, input: usize, changes: Changes, out: &mut Output) -> Result<()> {
@@ -322,6 +402,73 @@ impl Operator for TemporalJoinOperator {
         if let Some(batch) = self.build(pairs)? {
             out.emit(Changes::inserts(batch));
         }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let [left_format, versions_format] = self.formats();
+        let left = self.left.snapshot(
+            &self.spec.key_types,
+            &left_format,
+            |waiting, e: &mut Enc| {
+                e.len(waiting.len());
+                for (t, rows) in waiting {
+                    e.i64(*t);
+                    e.len(rows.len());
+                    for row in rows {
+                        e.row(row);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        snapshot.put(self.left.id(), left);
+        let versions = self.versions.snapshot(
+            &self.spec.key_types,
+            &versions_format,
+            |versions, e: &mut Enc| {
+                e.len(versions.len());
+                for (t, row) in versions {
+                    e.i64(*t);
+                    e.bool(row.is_some());
+                    if let Some(row) = row {
+                        e.row(row);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        snapshot.put(self.versions.id(), versions);
+        let watermark = self.watermark;
+        codec::put_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            TEMPORAL_OPERATOR_FORMAT,
+            |e| e.i64(watermark),
+        )
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
+        if let Err(e) = self.restore_state(snapshot) {
+            self.left.clear();
+            self.versions.clear();
+            self.held = 0;
+            return Err(e);
+        }
+        self.watermark = codec::get_operator(
+            snapshot,
+            &self.ctx.state_id(codec::OPERATOR),
+            TEMPORAL_OPERATOR_FORMAT,
+            |d| d.i64(),
+        )?
+        .unwrap_or(i64::MIN);
+        // Waiting left rows and versions, as `process_*` and `on_watermark` count them.
+        self.held = self
+            .left
+            .iter()
+            .map(|(_, m)| m.values().map(Vec::len).sum::<usize>())
+            .sum::<usize>()
+            + self.versions.iter().map(|(_, m)| m.len()).sum::<usize>();
         Ok(())
     }
 
@@ -657,6 +804,65 @@ mod tests {
         // Key 1 keeps only its version at 20; key 2 ended (a deletion) and is gone.
         assert_eq!(op.versions.len(), 1);
         assert_eq!(op.state_rows(), 1);
+    }
+
+    #[tokio::test]
+    async fn temporal_joins_restore_from_a_checkpoint() {
+        use crate::stream::ops::codec::testing::{Event, assert_restores, checkpoint};
+        let l =
+            |r: &[(Option<i64>, i64, &str)]| Event::Input(0, Changes::inserts(rows(side("v"), r)));
+        let r = |r: &[(Option<i64>, i64, &str)], kinds: &[RowKind]| {
+            Event::Input(1, Changes::new(rows(side("r"), r), kinds.to_vec()).unwrap())
+        };
+        use RowKind::{Delete as D, Insert as I, UpdateAfter as UA, UpdateBefore as UB};
+        let events = vec![
+            r(&[(Some(1), 10, "a"), (Some(2), 5, "z")], &[I, I]),
+            l(&[
+                (Some(1), 25, "x25"),
+                (Some(1), 15, "x15"),
+                (Some(1), 5, "x5"),
+            ]),
+            l(&[(Some(2), 12, "y12"), (None, 3, "n"), (Some(3), 1, "w")]),
+            Event::Watermark(16),
+            r(&[(Some(1), 20, "a"), (Some(1), 20, "b")], &[UB, UA]),
+            r(&[(Some(2), 18, "z")], &[D]),
+            l(&[
+                (Some(1), 16, "late"),
+                (Some(2), 20, "y20"),
+                (Some(1), 21, "x21"),
+            ]),
+            Event::Watermark(22),
+            r(&[(Some(1), 30, "c")], &[I]),
+            l(&[(Some(1), 40, "x40")]),
+            Event::End,
+        ];
+        for outer in [false, true] {
+            let out = assert_restores(
+                |ctx| {
+                    let (op, _) = operator(outer);
+                    Box::new(TemporalJoinOperator::new(Arc::clone(&op.spec), ctx).unwrap())
+                },
+                &events,
+            )
+            .await;
+            let x21 = "+I 1 1970-01-01T00:00:00.021 x21 1 1970-01-01T00:00:00.020 b";
+            assert!(out.iter().flatten().any(|l| l == x21), "{out:?}");
+        }
+        // A versioned table with other column types cannot take this state.
+        let (mut op, _) = operator(false);
+        crate::stream::ops::codec::testing::run(&mut op, &events[..2]).await;
+        let snapshot = checkpoint(&mut op);
+        let mut spec = Arc::into_inner(operator(false).0.spec).unwrap();
+        spec.sides[1] = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("r", DataType::Int64, true),
+        ]));
+        let mut other =
+            TemporalJoinOperator::new(Arc::new(spec), &OperatorContext::for_tests()).unwrap();
+        let err = other.restore(&snapshot).unwrap_err();
+        assert!(err.to_string().contains("incompatible state"), "{err}");
+        assert_eq!(other.state_rows(), 0);
     }
 
     #[tokio::test]
