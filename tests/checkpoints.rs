@@ -21,7 +21,8 @@ fn manifest_dir() -> PathBuf {
 }
 
 /// The Nexmark table of `sql-tests/nexmark/ddl_gen.sql`: `events` events at 10,000 a second,
-/// emitted at that rate in wall-clock time.
+/// emitted at that rate in wall-clock time, with a watermark 200 ms behind (each split is in
+/// event-time order), so windows fire while the job runs.
 fn nexmark_ddl(events: u64) -> String {
     let text = std::fs::read_to_string(manifest_dir().join("sql-tests/nexmark/ddl_gen.sql"))
         .expect("ddl_gen.sql");
@@ -34,6 +35,7 @@ fn nexmark_ddl(events: u64) -> String {
             "'connector' = 'nexmark',",
             "'connector' = 'nexmark', 'rate.limited' = 'true',",
         )
+        .replace("INTERVAL '4' SECOND", "INTERVAL '200' MILLISECOND")
 }
 
 /// A per-window, per-auction aggregate (window state, emitted at the watermark).
@@ -232,10 +234,10 @@ async fn stop_and_restore(query: &str, parallelism: usize, mode: &str, memory: b
         ],
     )
     .await;
-    let id = run_and_stop(&mut s, query, 2).await;
+    let id = run_and_stop(&mut s, query, 6).await;
     let partial = committed(&out).await;
     assert!(
-        partial.len() < expected.len(),
+        !partial.is_empty() && partial.len() < expected.len(),
         "the job was stopped before the end ({} of {} rows)",
         partial.len(),
         expected.len()
@@ -535,4 +537,155 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
     let got = committed(&out).await;
     assert_eq!(got.len(), expected.len(), "row count after {kills} kills");
     assert_eq!(got, expected);
+}
+
+/// The path in `STOP JOB`'s answer (`Savepoint completed. Path: <path>`).
+fn savepoint_path(result: &StatementResult) -> String {
+    let StatementResult::Status(s) = result else {
+        panic!("status expected");
+    };
+    s.message
+        .split("Path: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no path in {:?}", s.message))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_savepoint_then_restore_gives_the_uninterrupted_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = straight_run(WINDOWED, EVENTS, 2, &tmp.path().join("expected")).await;
+    let out = tmp.path().join("out");
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    let mut s = session(
+        EVENTS,
+        2,
+        &out,
+        &[
+            // Periodic checkpoints rarely: the savepoint is what the restore uses.
+            ("execution.checkpointing.interval", "1 h"),
+            ("execution.checkpointing.dir", &dir),
+        ],
+    )
+    .await;
+    let id = job_id(&exec(&mut s, WINDOWED).await);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let path = savepoint_path(&exec(&mut s, &format!("STOP JOB '{id}' WITH SAVEPOINT")).await);
+    assert!(Path::new(&path).join("_metadata").exists(), "{path}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&path).join("_metadata")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["savepoint"], true);
+    // The output up to the savepoint is committed when STOP JOB answers.
+    let partial = committed(&out).await;
+    assert!(
+        !partial.is_empty() && partial.len() < expected.len(),
+        "{}",
+        partial.len()
+    );
+    restore_and_finish(WINDOWED, EVENTS, 2, &out, &path, &dir).await;
+    assert_eq!(committed(&out).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_drain_fires_every_window_and_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    let mut s = session(
+        EVENTS,
+        1,
+        &out,
+        &[
+            ("execution.checkpointing.interval", "200 ms"),
+            ("execution.checkpointing.dir", &dir),
+        ],
+    )
+    .await;
+    let id = job_id(&exec(&mut s, WINDOWED).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let path = savepoint_path(
+        &exec(
+            &mut s,
+            &format!("STOP JOB '{id}' WITH SAVEPOINT WITH DRAIN"),
+        )
+        .await,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&path).join("_metadata")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["final_checkpoint"], true, "{manifest}");
+    // Every window the read events touched fired (the watermark went to the end), and the
+    // output is committed: the last window's bids are in.
+    let rows = committed(&out).await;
+    assert!(!rows.is_empty());
+    let StatementResult::Rows(r) = exec(&mut s, "SHOW JOBS").await else {
+        panic!("rows expected");
+    };
+    let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+    let status = ArrayFormatter::try_new(
+        batches[0]
+            .column(batches[0].schema().index_of("status").unwrap())
+            .as_ref(),
+        &FormatOptions::default(),
+    )
+    .unwrap()
+    .value(0)
+    .to_string();
+    assert_eq!(status, "FINISHED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_into_a_changed_query_refuses_to_drop_state_unless_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    let mut s = session(
+        EVENTS,
+        1,
+        &out,
+        &[
+            ("execution.checkpointing.interval", "1 h"),
+            ("execution.checkpointing.dir", &dir),
+        ],
+    )
+    .await;
+    let id = job_id(&exec(&mut s, WINDOWED).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let path = savepoint_path(&exec(&mut s, &format!("STOP JOB '{id}' WITH SAVEPOINT")).await);
+
+    // Another aggregate over the same input: the window aggregate's state has no taker.
+    let changed = WINDOWED.replace("MAX(bid.price)", "MIN(bid.price)");
+    let mut s = session(
+        EVENTS,
+        1,
+        &tmp.path().join("out2"),
+        &[
+            ("table.dml-sync", "true"),
+            ("execution.savepoint.path", &path),
+        ],
+    )
+    .await;
+    let err = s.execute_sql(&changed).await.err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("would be dropped"), "{text}");
+    assert!(text.contains("WindowAggregate"), "{text}");
+    assert!(text.contains("ignore-unclaimed-state"), "{text}");
+
+    // Told to, it starts: the sources resume where they were, the new aggregate starts empty.
+    exec(
+        &mut s,
+        "SET 'execution.savepoint.ignore-unclaimed-state' = 'true'",
+    )
+    .await;
+    exec(&mut s, &changed).await;
+    let rows = committed(&tmp.path().join("out2")).await;
+    let full = straight_run(&changed, EVENTS, 1, &tmp.path().join("full")).await;
+    assert!(
+        !rows.is_empty() && rows.len() < full.len(),
+        "resumed mid-way: {} of {} rows",
+        rows.len(),
+        full.len()
+    );
 }

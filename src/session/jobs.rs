@@ -99,29 +99,55 @@ impl Jobs {
     }
 }
 
-/// `STOP JOB '<id>'`: cancels a running job of the session.
+/// `STOP JOB '<id>'`: cancels a running job of the session. `WITH SAVEPOINT` first takes a
+/// savepoint (its output committed), then cancels; `WITH DRAIN` ends the job's sources as if
+/// their input ended (every window fires), so the job finishes with a final checkpoint. Both
+/// answer the savepoint's path, to restore with `SET 'execution.savepoint.path'`.
 ///
 /// # Errors
-/// `NotSupported` for `WITH SAVEPOINT` / `WITH DRAIN`; as [`Jobs::stop`].
+/// `Invalid` for a job that takes no checkpoints (savepoint / drain); as [`Jobs::stop`].
 pub(crate) async fn stop_job(
     session: &mut Session,
     id: &str,
     savepoint: bool,
     drain: bool,
 ) -> Result<StatementResult> {
-    if savepoint {
-        return Err(Error::not_supported(
-            "STOP JOB ... WITH SAVEPOINT is not supported yet (Weir has no savepoints)",
-        ));
+    let id = id.trim();
+    if !savepoint && !drain {
+        session.jobs.stop(id).await?;
+        return Ok(StatementResult::Status(StatusResult::new(format!(
+            "Job {id} has been stopped."
+        ))));
     }
-    if drain {
-        return Err(Error::not_supported(
-            "STOP JOB ... WITH DRAIN is not supported yet",
-        ));
+    let entry = session
+        .jobs
+        .get(id)
+        .ok_or_else(|| Error::not_found(format!("no job with id '{id}'; see SHOW JOBS")))?;
+    let status = entry.job.status();
+    if !status.is_running() {
+        return Err(Error::invalid(format!(
+            "job '{id}' is not running (it is {})",
+            status.name()
+        )));
     }
-    session.jobs.stop(id.trim()).await?;
+    let path = if drain {
+        entry.job.drain()?;
+        match entry.job.wait().await {
+            JobStatus::Failed(e) => return Err(e.context(format!("in job {id}"))),
+            JobStatus::Canceled => return Err(Error::cancelled()),
+            _ => {}
+        }
+        let stats = entry.job.checkpoint_stats().unwrap_or_default();
+        let last = stats
+            .last
+            .ok_or_else(|| Error::internal("a drained job has no final checkpoint"))?;
+        format!("{}/chk-{}", stats.location, last.id)
+    } else {
+        let (_, path) = entry.job.savepoint().await?;
+        session.jobs.stop(id).await?;
+        path
+    };
     Ok(StatementResult::Status(StatusResult::new(format!(
-        "Job {} has been stopped.",
-        id.trim()
+        "Savepoint completed. Path: {path}\nJob {id} has been stopped."
     ))))
 }
