@@ -689,3 +689,114 @@ async fn restore_into_a_changed_query_refuses_to_drop_state_unless_told() {
         full.len()
     );
 }
+
+/// Writes `rows` (ids) as a CSV file `name` into `dir` (written beside, then moved in).
+fn add_file(dir: &Path, name: &str, rows: std::ops::Range<u32>) {
+    let mut text = String::from("id,name\n");
+    for i in rows {
+        text.push_str(&format!("{i},row-{i}\n"));
+    }
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// A monitored directory's position (the files seen, the rows read of each) is in the
+/// checkpoint: files added while the job was stopped are read after the restore, files read
+/// before it are not read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitored_directory_resumes_where_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    for (k, name) in ["a.csv", "b.csv", "c.csv"].iter().enumerate() {
+        add_file(&input, name, (k as u32 * 1000)..(k as u32 * 1000 + 500));
+    }
+    let ddl = format!(
+        "CREATE TABLE src (id INT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', \
+         'format' = 'csv', 'csv.header' = 'true', 'source.monitor-interval' = '50 ms'); \
+         CREATE TABLE sink (id INT, name STRING) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'csv')",
+        input.display(),
+        out.display()
+    );
+    let count = |out: &Path| -> Vec<String> {
+        let mut rows: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let insert = "INSERT INTO sink SELECT id, name FROM src";
+    let open = |savepoint: Option<String>| {
+        let ddl = ddl.clone();
+        let dir = dir.clone();
+        async move {
+            let mut s = Session::open(SessionOptions::default()).await.unwrap();
+            exec(&mut s, "SET 'execution.runtime-mode' = 'streaming'").await;
+            exec(&mut s, "SET 'parallelism.default' = '2'").await;
+            exec(&mut s, "SET 'execution.checkpointing.interval' = '100 ms'").await;
+            exec(
+                &mut s,
+                &format!("SET 'execution.checkpointing.dir' = '{dir}'"),
+            )
+            .await;
+            if let Some(p) = savepoint {
+                exec(&mut s, &format!("SET 'execution.savepoint.path' = '{p}'")).await;
+            }
+            s.execute_sql(&ddl).await.unwrap();
+            s
+        }
+    };
+    let wait_rows = |n: usize| {
+        let out = out.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let rows = count(&out);
+                if rows.len() >= n {
+                    // Anything more would be a duplicate: give it the time to show.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return count(&out);
+                }
+                assert!(Instant::now() < deadline, "{} of {n} rows", rows.len());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let mut s = open(None).await;
+    let id = job_id(&exec(&mut s, insert).await);
+    assert_eq!(wait_rows(1500).await.len(), 1500);
+    add_file(&input, "d.csv", 3000..3500);
+    assert_eq!(wait_rows(2000).await.len(), 2000);
+    exec(&mut s, &format!("STOP JOB '{id}'")).await;
+    drop(s);
+    // Added while the job is stopped.
+    add_file(&input, "e.csv", 4000..4500);
+    add_file(&input, "f.csv", 5000..5500);
+
+    let mut s = open(Some(format!("{dir}/{id}"))).await;
+    let id = job_id(&exec(&mut s, insert).await);
+    let rows = wait_rows(3000).await;
+    exec(&mut s, &format!("STOP JOB '{id}'")).await;
+    let mut expected: Vec<String> = [0, 1000, 2000, 3000, 4000, 5000]
+        .iter()
+        .flat_map(|&b| (b..b + 500).map(|i| format!("{i},row-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(rows.len(), expected.len());
+    assert_eq!(rows, expected);
+}

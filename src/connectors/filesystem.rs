@@ -803,8 +803,8 @@ impl SplitDiscovery for MonitorDiscovery {
         instance: usize,
         parallelism: usize,
         _task: Arc<TaskContext>,
-    ) -> BoxStream<'static, Result<BoxStream<'static, Result<datafusion::arrow::array::RecordBatch>>>>
-    {
+        known: std::collections::HashSet<String>,
+    ) -> BoxStream<'static, Result<super::stream_exec::NamedSplit>> {
         let table = Arc::clone(&self.table);
         let session = self.session.clone();
         let projection = self.projection.clone();
@@ -812,7 +812,8 @@ impl SplitDiscovery for MonitorDiscovery {
         let parallelism = parallelism.max(1) as u64;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
-            let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+            let mut seen: std::collections::HashSet<PathBuf> =
+                known.into_iter().map(PathBuf::from).collect();
             loop {
                 let files = match table.data_files() {
                     Ok(f) => f,
@@ -827,7 +828,10 @@ impl SplitDiscovery for MonitorDiscovery {
                     {
                         continue;
                     }
-                    let split = Self::read_file(&table, &session, projection.as_ref(), file).await;
+                    let name = file.to_string_lossy().into_owned();
+                    let split = Self::read_file(&table, &session, projection.as_ref(), file)
+                        .await
+                        .map(|s| (name, s));
                     let failed = split.is_err();
                     if tx.send(split).await.is_err() || failed {
                         return;
@@ -840,6 +844,26 @@ impl SplitDiscovery for MonitorDiscovery {
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    }
+
+    fn open(
+        &self,
+        name: &str,
+        _task: Arc<TaskContext>,
+    ) -> BoxStream<'static, Result<datafusion::arrow::array::RecordBatch>> {
+        let table = Arc::clone(&self.table);
+        let session = self.session.clone();
+        let projection = self.projection.clone();
+        let file = PathBuf::from(name);
+        futures::stream::once(async move {
+            Self::read_file(&table, &session, projection.as_ref(), file).await
+        })
+        .map(|r| match r {
+            Ok(s) => s,
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        })
+        .flatten()
+        .boxed()
     }
 }
 

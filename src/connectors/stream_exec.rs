@@ -22,21 +22,30 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
+/// A split found while a streaming job runs: its name (e.g. the file's path) and its rows.
+pub(crate) type NamedSplit = (String, BoxStream<'static, Result<RecordBatch>>);
+
 /// Finds the splits of a continuous source while a streaming job runs.
 ///
 /// # Implementing it
 /// [`SplitDiscovery::discover`] is called once per source instance; the returned stream yields,
-/// for that instance, one reader per new split (e.g. a new file), forever or until the source is
-/// exhausted. Instances are not coordinated: each must pick its own share of the splits by a rule
-/// every instance computes alike (e.g. a stable hash of the file name modulo `parallelism`), so
-/// every split is read exactly once. Each reader yields the split's rows in order.
+/// for that instance, one reader per new split (e.g. a new file), named, forever or until the
+/// source is exhausted. Instances are not coordinated: each must pick its own share of the
+/// splits by a rule every instance computes alike (e.g. a stable hash of the file name modulo
+/// `parallelism`), so every split is read exactly once. Each reader yields the split's rows in
+/// order, the same rows every time it is opened. Splits named in `known` (restored from a
+/// checkpoint) are not yielded again; [`SplitDiscovery::open`] reopens one of them by name.
 pub(crate) trait SplitDiscovery: Send + Sync {
     fn discover(
         &self,
         instance: usize,
         parallelism: usize,
         task: Arc<TaskContext>,
-    ) -> BoxStream<'static, Result<BoxStream<'static, Result<RecordBatch>>>>;
+        known: std::collections::HashSet<String>,
+    ) -> BoxStream<'static, Result<NamedSplit>>;
+
+    /// Reopens the split `name` (found by an earlier run) from its first row.
+    fn open(&self, name: &str, task: Arc<TaskContext>) -> BoxStream<'static, Result<RecordBatch>>;
 }
 
 /// Opens partition `i` of the scan.

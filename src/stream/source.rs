@@ -36,12 +36,14 @@
 //! Splits of DataFusion scans: [`split_plan`] rewrites a file scan to one split per file, or per
 //! byte range of at most `'weir.stream.split-size'` bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{
+    Array, BooleanArray, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
@@ -69,7 +71,7 @@ use crate::functions::window::millis;
 pub type SourceStream = BoxStream<'static, Result<RecordBatch>>;
 
 /// Splits found after the job started (continuous sources), each with its reader.
-pub type Discovery = BoxStream<'static, Result<SourceStream>>;
+pub type Discovery = BoxStream<'static, Result<(String, SourceStream)>>;
 
 /// Where a source node's rows come from: a list of splits.
 ///
@@ -89,9 +91,26 @@ pub trait SourceFactory: Send + Sync {
     /// Opens split `split` (`< splits()`).
     fn open_split(&self, split: usize) -> Result<SourceStream>;
 
-    /// New splits for instance `instance` of `parallelism`, found while the job runs.
-    fn discover(&self, _instance: usize, _parallelism: usize) -> Option<Discovery> {
+    /// New splits for instance `instance` of `parallelism`, found while the job runs, each
+    /// named; splits named in `known` (restored from a checkpoint) are not found again.
+    fn discover(
+        &self,
+        _instance: usize,
+        _parallelism: usize,
+        _known: HashSet<String>,
+    ) -> Option<Discovery> {
         None
+    }
+
+    /// Reopens a split found while an earlier run of the job ran, by name.
+    ///
+    /// # Errors
+    /// `Internal` for a source without discovery.
+    fn reopen(&self, name: &str) -> Result<SourceStream> {
+        Err(Error::internal(format!(
+            "{} finds no splits while running, so it cannot reopen '{name}'",
+            self.describe()
+        )))
     }
 
     /// Opens split `split` at row `offset` (a restored job resumes there). The default reads
@@ -137,9 +156,21 @@ impl SourceFactory for PhysicalPlanSource {
         Ok(stream.map(|b| b.map_err(Error::from)).boxed())
     }
 
-    fn discover(&self, instance: usize, parallelism: usize) -> Option<Discovery> {
+    fn discover(
+        &self,
+        instance: usize,
+        parallelism: usize,
+        known: HashSet<String>,
+    ) -> Option<Discovery> {
         let discovery = self.discovery()?;
-        Some(discovery.discover(instance, parallelism, Arc::clone(&self.task)))
+        Some(discovery.discover(instance, parallelism, Arc::clone(&self.task), known))
+    }
+
+    fn reopen(&self, name: &str) -> Result<SourceStream> {
+        let discovery = self
+            .discovery()
+            .ok_or_else(|| Error::internal("reopening a split of a scan without discovery"))?;
+        Ok(discovery.open(name, Arc::clone(&self.task)))
     }
 
     fn open_split_at(&self, split: usize, offset: u64) -> Result<SourceStream> {
@@ -155,7 +186,7 @@ impl SourceFactory for PhysicalPlanSource {
     }
 
     fn checkpointable(&self) -> bool {
-        self.discovery().is_none()
+        true
     }
 
     fn describe(&self) -> String {
@@ -365,6 +396,8 @@ impl SourceNode {
 struct Split {
     /// Its number among the source's splits (`None`: found while running).
     id: Option<usize>,
+    /// The name of a split found while running (its file).
+    name: Option<String>,
     /// Rows read from it so far (its position in a checkpoint).
     offset: u64,
     /// Its reader, once opened.
@@ -387,7 +420,7 @@ impl Split {
 enum Event {
     Batch(usize, RecordBatch),
     Finished(usize),
-    NewSplit(SourceStream),
+    NewSplit(String, SourceStream),
     DiscoveryEnded,
     IdleCheck,
     Aligned,
@@ -408,12 +441,12 @@ pub(crate) async fn run_source(
 ) -> Result<()> {
     let (instance, parallelism) = (ctx.instance, ctx.parallelism.max(1));
     let now = Instant::now();
-    let (positions, restored_sent) = match &restored {
+    let ((positions, named), restored_sent) = match &restored {
         Some((snapshot, _)) => (
             read_positions(snapshot).map_err(|e| e.context(format!("restoring {}", ctx.uid)))?,
             super::runtime::get_runtime(snapshot)?.1,
         ),
-        None => (HashMap::new(), i64::MIN),
+        None => ((HashMap::new(), Vec::new()), i64::MIN),
     };
     let mut splits: Vec<Split> = (instance..node.factory.splits())
         .step_by(parallelism)
@@ -423,6 +456,7 @@ pub(crate) async fn run_source(
             let skip = at.offset;
             Split {
                 id: Some(k),
+                name: None,
                 offset: at.offset,
                 stream: None,
                 opener: Some(Box::new(move || factory.open_split_at(k, skip))),
@@ -440,7 +474,28 @@ pub(crate) async fn run_source(
         rx
     });
     let mut stop = hooks.as_ref().map(|h| h.stop.subscribe());
-    let mut discovery = node.factory.discover(instance, parallelism);
+    // Splits found by an earlier run of the job: known to discovery; unfinished ones reopen.
+    let now = Instant::now();
+    let mut known = HashSet::new();
+    for (name, at) in named {
+        known.insert(name.clone());
+        let factory = Arc::clone(&node.factory);
+        let (open_name, skip) = (name.clone(), at.offset);
+        splits.push(Split {
+            id: None,
+            name: Some(name),
+            offset: at.offset,
+            stream: None,
+            opener: Some(Box::new(move || {
+                Ok(skip_rows(factory.reopen(&open_name)?, skip))
+            })),
+            finished: at.finished,
+            watermark: at.watermark,
+            idle: false,
+            last_data: now,
+        });
+    }
+    let mut discovery = node.factory.discover(instance, parallelism, known);
     let strict = discovery.is_none();
     let idle_timeout = node.idle_timeout.or(ctx.settings.idle_timeout);
     let mut rng = ctx
@@ -562,7 +617,10 @@ pub(crate) async fn run_source(
                 () = stopped => Event::Aligned,
                 e = next_split, if !poll_only.is_empty() => e?,
                 d = discovered => match d {
-                    Some(stream) => Event::NewSplit(stream?),
+                    Some(split) => {
+                        let (name, stream) = split?;
+                        Event::NewSplit(name, stream)
+                    }
                     None => Event::DiscoveryEnded,
                 },
                 () = idle_sleep => Event::IdleCheck,
@@ -624,8 +682,9 @@ pub(crate) async fn run_source(
                 splits[k].finished = true;
                 splits[k].stream = None;
             }
-            Event::NewSplit(stream) => splits.push(Split {
+            Event::NewSplit(name, stream) => splits.push(Split {
                 id: None,
+                name: Some(name),
                 offset: 0,
                 stream: Some(stream),
                 opener: None,
@@ -686,27 +745,34 @@ impl Default for Position {
     }
 }
 
+/// Restored split positions: by split number, and by name (splits found while running).
+type Positions = (HashMap<usize, Position>, Vec<(String, Position)>);
+
 /// The table of split positions in a source's snapshot.
 const SPLITS_TABLE: &str = "splits";
 
 fn positions_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("split", DataType::UInt64, false),
+        Field::new("split", DataType::UInt64, true),
+        Field::new("name", DataType::Utf8, true),
         Field::new("offset", DataType::UInt64, false),
         Field::new("watermark", DataType::Int64, false),
         Field::new("finished", DataType::Boolean, false),
     ]))
 }
 
-/// A source instance's snapshot: one row per split it owns (rows read, watermark, finished),
-/// and the watermark it sent.
+/// A source instance's snapshot: one row per split it owns (by number, or by name for splits
+/// found while running: rows read, watermark, finished), and the watermark it sent.
 fn snapshot_positions(splits: &[Split], sent_watermark: i64) -> Result<StateSnapshot> {
-    let owned: Vec<&Split> = splits.iter().filter(|s| s.id.is_some()).collect();
+    let owned: Vec<&Split> = splits.iter().collect();
     let batch = RecordBatch::try_new(
         positions_schema(),
         vec![
-            Arc::new(UInt64Array::from_iter_values(
-                owned.iter().map(|s| s.id.unwrap_or_default() as u64),
+            Arc::new(UInt64Array::from_iter(
+                owned.iter().map(|s| s.id.map(|k| k as u64)),
+            )),
+            Arc::new(StringArray::from_iter(
+                owned.iter().map(|s| s.name.as_deref()),
             )),
             Arc::new(UInt64Array::from_iter_values(
                 owned.iter().map(|s| s.offset),
@@ -725,10 +791,11 @@ fn snapshot_positions(splits: &[Split], sent_watermark: i64) -> Result<StateSnap
     Ok(snapshot)
 }
 
-/// The split positions of a source's snapshot, by split number.
-fn read_positions(snapshot: &StateSnapshot) -> Result<HashMap<usize, Position>> {
+/// The split positions of a source's snapshot: by split number, and by name for splits found
+/// while running.
+fn read_positions(snapshot: &StateSnapshot) -> Result<Positions> {
     let Some(t) = snapshot.get(SPLITS_TABLE) else {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), Vec::new()));
     };
     let corrupt = || Error::external("corrupt checkpoint state: bad `splits` table of a source");
     if t.schema().fields() != positions_schema().fields() {
@@ -736,38 +803,46 @@ fn read_positions(snapshot: &StateSnapshot) -> Result<HashMap<usize, Position>> 
             "incompatible state: the source's `splits` table has other columns",
         ));
     }
-    let split = t
-        .column(0)
+    let column = |i: usize| Arc::clone(t.column(i));
+    let (split, name, offset, watermark, finished) =
+        (column(0), column(1), column(2), column(3), column(4));
+    let split = split
         .as_any()
         .downcast_ref::<UInt64Array>()
         .ok_or_else(corrupt)?;
-    let offset = t
-        .column(1)
+    let name = name
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(corrupt)?;
+    let offset = offset
         .as_any()
         .downcast_ref::<UInt64Array>()
         .ok_or_else(corrupt)?;
-    let watermark = t
-        .column(2)
+    let watermark = watermark
         .as_any()
         .downcast_ref::<Int64Array>()
         .ok_or_else(corrupt)?;
-    let finished = t
-        .column(3)
+    let finished = finished
         .as_any()
         .downcast_ref::<BooleanArray>()
         .ok_or_else(corrupt)?;
-    Ok((0..t.num_rows())
-        .map(|i| {
-            (
-                split.value(i) as usize,
-                Position {
-                    offset: offset.value(i),
-                    watermark: watermark.value(i),
-                    finished: finished.value(i),
-                },
-            )
-        })
-        .collect())
+    let mut by_id = HashMap::new();
+    let mut by_name = Vec::new();
+    for i in 0..t.num_rows() {
+        let at = Position {
+            offset: offset.value(i),
+            watermark: watermark.value(i),
+            finished: finished.value(i),
+        };
+        if split.is_valid(i) {
+            by_id.insert(split.value(i) as usize, at);
+        } else if name.is_valid(i) {
+            by_name.push((name.value(i).to_string(), at));
+        } else {
+            return Err(corrupt());
+        }
+    }
+    Ok((by_id, by_name))
 }
 
 /// A split's stream without its first `skip` rows (where a restored job resumes it).
