@@ -690,6 +690,24 @@ async fn restore_into_a_changed_query_refuses_to_drop_state_unless_told() {
     );
 }
 
+/// Every line of the visible files of `out`, sorted.
+fn csv_rows(out: &Path) -> Vec<String> {
+    let mut rows: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// Writes `rows` (ids) as a CSV file `name` into `dir` (written beside, then moved in).
 fn add_file(dir: &Path, name: &str, rows: std::ops::Range<u32>) {
     let mut text = String::from("id,name\n");
@@ -723,22 +741,6 @@ async fn a_monitored_directory_resumes_where_it_was() {
         input.display(),
         out.display()
     );
-    let count = |out: &Path| -> Vec<String> {
-        let mut rows: Vec<String> = std::fs::read_dir(out)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .flat_map(|p| {
-                std::fs::read_to_string(p)
-                    .unwrap()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        rows.sort();
-        rows
-    };
     let insert = "INSERT INTO sink SELECT id, name FROM src";
     let open = |savepoint: Option<String>| {
         let ddl = ddl.clone();
@@ -765,11 +767,11 @@ async fn a_monitored_directory_resumes_where_it_was() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let rows = count(&out);
+                let rows = csv_rows(&out);
                 if rows.len() >= n {
                     // Anything more would be a duplicate: give it the time to show.
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    return count(&out);
+                    return csv_rows(&out);
                 }
                 assert!(Instant::now() < deadline, "{} of {n} rows", rows.len());
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -798,5 +800,94 @@ async fn a_monitored_directory_resumes_where_it_was() {
         .collect();
     expected.sort();
     assert_eq!(rows.len(), expected.len());
+    assert_eq!(rows, expected);
+}
+
+/// `'restart-strategy.type' = 'fixed-delay'`: a job whose source fails (a malformed file in its
+/// directory) restarts from its last complete checkpoint until the file is fixed, and its
+/// output is then complete, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_strategy_restarts_a_job_whose_source_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    add_file(&input, "a.csv", 0..500);
+    let mut s = Session::open(SessionOptions::default()).await.unwrap();
+    for (k, v) in [
+        ("execution.runtime-mode", "streaming"),
+        ("parallelism.default", "2"),
+        ("execution.checkpointing.interval", "100 ms"),
+        ("execution.checkpointing.dir", dir.as_str()),
+        ("restart-strategy.type", "fixed-delay"),
+        ("restart-strategy.fixed-delay.attempts", "1000"),
+        ("restart-strategy.fixed-delay.delay", "100 ms"),
+    ] {
+        exec(&mut s, &format!("SET '{k}' = '{v}'")).await;
+    }
+    s.execute_sql(&format!(
+        "CREATE TABLE src (id INT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', \
+         'format' = 'csv', 'csv.header' = 'true', 'source.monitor-interval' = '50 ms'); \
+         CREATE TABLE sink (id INT, name STRING) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'csv')",
+        input.display(),
+        out.display()
+    ))
+    .await
+    .unwrap();
+    let id = job_id(&exec(&mut s, "INSERT INTO sink SELECT id, name FROM src").await);
+    let restarts = |batches: &[RecordBatch]| -> (String, u64) {
+        let b = &batches[0];
+        let col = |name: &str| {
+            ArrayFormatter::try_new(
+                b.column(b.schema().index_of(name).unwrap()).as_ref(),
+                &FormatOptions::default(),
+            )
+            .unwrap()
+            .value(0)
+            .to_string()
+        };
+        (col("status"), col("restarts").parse().unwrap())
+    };
+    // A malformed file: the source fails, the job restarts, fails again, ...
+    let tmp_bad = input.join(".b.csv.tmp");
+    std::fs::write(&tmp_bad, "id,name\n500,row-500\nnot-a-number,row-x\n").unwrap();
+    std::fs::rename(&tmp_bad, input.join("b.csv")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let StatementResult::Rows(r) = exec(&mut s, "SHOW JOBS").await else {
+            panic!("rows expected");
+        };
+        let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+        let (status, n) = restarts(&batches);
+        assert_ne!(status, "FAILED");
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no restarts within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Fixed: the next attempt reads it.
+    add_file(&input, "b.csv", 500..1000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        if csv_rows(&out).len() >= 1000 {
+            // Anything more would be a duplicate: give it the time to show.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            break csv_rows(&out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 1000 rows",
+            csv_rows(&out).len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    exec(&mut s, &format!("STOP JOB '{id}'")).await;
+    let mut expected: Vec<String> = (0..1000).map(|i| format!("{i},row-{i}")).collect();
+    expected.sort();
+    assert_eq!(rows.len(), 1000);
     assert_eq!(rows, expected);
 }

@@ -11,13 +11,6 @@ use crate::stream::checkpoint::{CheckpointConfig, JobCheckpointing, restore};
 use crate::stream::runtime::StreamGraph;
 
 impl Session {
-    /// Where checkpoints go when `'execution.checkpointing.dir'` is unset.
-    fn default_checkpoint_dir(&self) -> Option<String> {
-        self.data_dir
-            .as_ref()
-            .map(|d| d.join("checkpoints").to_string_lossy().into_owned())
-    }
-
     /// The checkpointing of a new job `job_id` running `graph`: `None` when the session neither
     /// takes checkpoints nor restores from one.
     ///
@@ -29,63 +22,97 @@ impl Session {
         graph: &StreamGraph,
         job_id: &str,
     ) -> Result<Option<JobCheckpointing>> {
-        let default_dir = self.default_checkpoint_dir();
-        let config = CheckpointConfig::from_options(&self.options, default_dir.as_deref())?;
-        let savepoint = self
-            .option("execution.savepoint.path")
-            .filter(|p| !p.trim().is_empty());
-        if config.is_none() && savepoint.is_none() {
-            return Ok(None);
-        }
-        let mut warnings = Vec::new();
-        let mut restored = None;
-        let mut next_id = 1;
-        if let Some(path) = savepoint {
-            let loaded = load_savepoint(&path, &mut warnings).await?;
-            let ignore = match self
-                .option("execution.savepoint.ignore-unclaimed-state")
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(Error::invalid(format!(
-                        "bad 'execution.savepoint.ignore-unclaimed-state' '{other}'; expected true or false"
-                    )));
-                }
-            };
-            let (state, plan) = restore::match_state(graph, &loaded, ignore)?;
-            for line in plan.lines() {
-                tracing::info!("restore from {}: {line}", loaded.location);
-            }
-            for (uid, tables) in &plan.dropped {
-                warnings.push(format!(
-                    "state of {uid} ({}) in {} is dropped: no operator of this query claims it",
-                    tables.join(", "),
-                    loaded.location
-                ));
-            }
-            next_id = loaded.manifest.checkpoint.saturating_add(1);
-            restored = Some(state);
-        }
-        for w in &warnings {
-            tracing::warn!("{w}");
-        }
-        let checkpoints = match config {
-            Some(c) => {
-                let store = CheckpointStore::open(&c.dir)?.child(job_id);
-                Some((c, store))
-            }
-            None => None,
-        };
-        Ok(Some(JobCheckpointing {
-            checkpoints,
-            restored,
-            next_id,
-            warnings,
-        }))
+        checkpointing_for(
+            &self.options,
+            self.data_dir.as_deref(),
+            graph,
+            job_id,
+            false,
+        )
+        .await
     }
+}
+
+/// The checkpointing of job `job_id` running `graph` under session `options`. A `restart`
+/// (after a failure) starts from the job's own last complete checkpoint, else from where the
+/// job started (`'execution.savepoint.path'`, or nothing).
+///
+/// # Errors
+/// As [`Session::job_checkpointing`].
+pub(crate) async fn checkpointing_for(
+    options: &std::collections::BTreeMap<String, String>,
+    data_dir: Option<&std::path::Path>,
+    graph: &StreamGraph,
+    job_id: &str,
+    restart: bool,
+) -> Result<Option<JobCheckpointing>> {
+    let default_dir = data_dir.map(|d| d.join("checkpoints").to_string_lossy().into_owned());
+    let config = CheckpointConfig::from_options(options, default_dir.as_deref())?;
+    let mut savepoint = options
+        .get("execution.savepoint.path")
+        .filter(|p| !p.trim().is_empty())
+        .cloned();
+    if restart && let Some(c) = &config {
+        let own = format!("{}/{job_id}", c.dir.trim_end_matches('/'));
+        if !CheckpointStore::open(&own)?
+            .complete_ids()
+            .await?
+            .is_empty()
+        {
+            savepoint = Some(own);
+        }
+    }
+    if config.is_none() && savepoint.is_none() {
+        return Ok(None);
+    }
+    let mut warnings = Vec::new();
+    let mut restored = None;
+    let mut next_id = 1;
+    if let Some(path) = savepoint {
+        let loaded = load_savepoint(&path, &mut warnings).await?;
+        let ignore = match options
+            .get("execution.savepoint.ignore-unclaimed-state")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "bad 'execution.savepoint.ignore-unclaimed-state' '{other}'; expected true or false"
+                )));
+            }
+        };
+        let (state, plan) = restore::match_state(graph, &loaded, ignore)?;
+        for line in plan.lines() {
+            tracing::info!("restore from {}: {line}", loaded.location);
+        }
+        for (uid, tables) in &plan.dropped {
+            warnings.push(format!(
+                "state of {uid} ({}) in {} is dropped: no operator of this query claims it",
+                tables.join(", "),
+                loaded.location
+            ));
+        }
+        next_id = loaded.manifest.checkpoint.saturating_add(1);
+        restored = Some(state);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let checkpoints = match config {
+        Some(c) => {
+            let store = CheckpointStore::open(&c.dir)?.child(job_id);
+            Some((c, store))
+        }
+        None => None,
+    };
+    Ok(Some(JobCheckpointing {
+        checkpoints,
+        restored,
+        next_id,
+        warnings,
+    }))
 }
 
 /// The checkpoint at `path`: the checkpoint directory itself (`.../chk-<n>`, or a savepoint),

@@ -9,9 +9,12 @@
 //! Streaming keys: `weir.stream.split-size` (cut file scans into byte ranges of at most this
 //! size instead of one split per file), `weir.stream.channel-capacity`, and, for tests only,
 //! `weir.testing.perturbation-seed` (see `stream::source`).
-//! Keys starting with `datafusion.` go to DataFusion's configuration (validated by it). Other
-//! Flink keys (`table.*`, `pipeline.*`, `execution.*`, `sql-client.*`, `state.*`) are kept and
-//! shown by `SET`, as Flink's client does, but have no effect yet.
+//! Keys starting with `datafusion.` go to DataFusion's configuration (validated by it).
+//! Checkpointing (`execution.checkpointing.*`, `execution.savepoint.*`, `state.checkpoints.*`)
+//! and `restart-strategy.*` are read when a streaming job starts (see `stream::checkpoint`,
+//! `stream::restart`). Other Flink keys (`table.*`, `pipeline.*`, `execution.*`,
+//! `sql-client.*`, `state.*`) are kept and shown by `SET`, as Flink's client does, but have no
+//! effect yet.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +41,7 @@ const KNOWN_PREFIXES: &[&str] = &[
     "execution.",
     "sql-client.",
     "state.",
+    "restart-strategy.",
     "parallelism.",
     "datafusion.",
     "weir.",

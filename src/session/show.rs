@@ -151,6 +151,7 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
                     .as_ref()
                     .map(|c| c.location.clone())
                     .unwrap_or_default(),
+                e.job.restarts().to_string(),
             ]
         })
         .collect();
@@ -168,6 +169,7 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
             "checkpoint duration",
             "checkpoint bytes",
             "checkpoint location",
+            "restarts",
         ],
         rows,
     )

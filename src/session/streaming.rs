@@ -116,6 +116,38 @@ impl Session {
             .take()
             .unwrap_or_else(|| (super::jobs::Jobs::new_id(), 0));
         graph.checkpointing = self.job_checkpointing(&graph, &id).await?;
+        let checkpointed = graph
+            .checkpointing
+            .as_ref()
+            .is_some_and(|c| c.checkpoints.is_some());
+        let strategy = stream::restart::RestartStrategy::from_options(&self.options, checkpointed)?;
+        if checkpointed && late.is_none() && strategy != stream::restart::RestartStrategy::None {
+            let (state, options) = (self.state.clone(), self.options.clone());
+            let (data_dir, job_id) = (self.data_dir.clone(), id.clone());
+            let plans = Arc::new(plans);
+            graph.restart = Some(stream::restart::RestartPlan {
+                strategy,
+                relaunch: Arc::new(move || {
+                    let (state, options, plans) =
+                        (state.clone(), options.clone(), Arc::clone(&plans));
+                    let (data_dir, job_id) = (data_dir.clone(), job_id.clone());
+                    Box::pin(async move {
+                        let settings = stream::settings(&options)?;
+                        let (mut graph, _) =
+                            stream::plan_inserts(&state, &plans, settings, None).await?;
+                        graph.checkpointing = super::checkpoints::checkpointing_for(
+                            &options,
+                            data_dir.as_deref(),
+                            &graph,
+                            &job_id,
+                            true,
+                        )
+                        .await?;
+                        Ok(graph)
+                    })
+                }),
+            });
+        }
         let checkpoint_dir = graph
             .checkpointing
             .as_ref()

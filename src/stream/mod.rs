@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod lower;
 pub mod operator;
 pub mod ops;
+pub mod restart;
 pub mod runtime;
 pub mod source;
 pub mod state;

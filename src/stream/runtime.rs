@@ -87,6 +87,16 @@ pub struct StreamGraph {
     /// Checkpointing of the job (set by the session before [`launch`]), with the state to
     /// start from.
     pub checkpointing: Option<JobCheckpointing>,
+    /// How the job restarts after a failure (set by the session; checkpointed jobs only).
+    pub restart: Option<super::restart::RestartPlan>,
+    /// Counters and checkpoint statistics of the attempt before (a restart keeps them).
+    pub(super) reuse: Option<Reused>,
+}
+
+/// What a restarted job keeps from its previous attempt.
+pub(super) struct Reused {
+    pub counters: Vec<Arc<NodeCounters>>,
+    pub stats: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
 }
 
 impl StreamGraph {
@@ -96,6 +106,8 @@ impl StreamGraph {
             settings: Arc::new(settings),
             late_rows: None,
             checkpointing: None,
+            restart: None,
+            reuse: None,
         }
     }
 
@@ -198,6 +210,8 @@ impl StreamGraph {
 #[derive(Debug, Clone)]
 pub enum JobStatus {
     Running,
+    /// Failed, waiting to restart from its last complete checkpoint (restart strategy).
+    Restarting,
     Finished,
     Failed(Error),
     Canceled,
@@ -208,6 +222,7 @@ impl JobStatus {
     pub fn name(&self) -> &'static str {
         match self {
             JobStatus::Running => "RUNNING",
+            JobStatus::Restarting => "RESTARTING",
             JobStatus::Finished => "FINISHED",
             JobStatus::Failed(_) => "FAILED",
             JobStatus::Canceled => "CANCELED",
@@ -215,25 +230,29 @@ impl JobStatus {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self, JobStatus::Running)
+        matches!(self, JobStatus::Running | JobStatus::Restarting)
     }
 }
 
 /// A launched graph. Dropping it aborts every task of the job.
 pub struct RunningJob {
-    status: watch::Receiver<JobStatus>,
-    counters: Vec<Arc<NodeCounters>>,
-    names: Vec<String>,
+    pub(super) status: watch::Receiver<JobStatus>,
+    pub(super) counters: Vec<Arc<NodeCounters>>,
+    pub(super) names: Vec<String>,
     /// The nodes nothing consumes: the job's sinks.
-    sinks: Vec<usize>,
-    tasks: Option<tokio::task::JoinHandle<()>>,
-    cancel: Option<tokio::sync::oneshot::Sender<()>>,
-    checkpoints: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
-    control: Option<JobControl>,
+    pub(super) sinks: Vec<usize>,
+    pub(super) tasks: Option<tokio::task::JoinHandle<()>>,
+    pub(super) cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(super) checkpoints: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
+    /// The current attempt's checkpoint control (replaced when the job restarts).
+    pub(super) control: Arc<std::sync::Mutex<Option<JobControl>>>,
+    /// How often the job was restarted by its restart strategy.
+    pub(super) restarts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a checkpointed job's owner can ask of it (savepoints, drain).
-struct JobControl {
+#[derive(Clone)]
+pub(super) struct JobControl {
     hooks: Arc<TaskHooks>,
     requests: Option<tokio::sync::mpsc::UnboundedSender<coordinator::Request>>,
     /// Tasks without outgoing edges (the sinks), which commit on completed checkpoints.
@@ -248,7 +267,8 @@ impl RunningJob {
     /// `Invalid` when the job takes no checkpoints or its sources have ended; the
     /// checkpoint's errors.
     pub async fn savepoint(&self) -> Result<(u64, String)> {
-        let Some(control) = self.control.as_ref() else {
+        let control = self.control.lock().ok().and_then(|c| c.clone());
+        let Some(control) = control.as_ref() else {
             return Err(Error::invalid(
                 "the job takes no checkpoints, so it cannot take a savepoint; start it with \
                  SET 'execution.checkpointing.interval'",
@@ -282,7 +302,8 @@ impl RunningJob {
     /// # Errors
     /// `Invalid` when the job takes no checkpoints.
     pub fn drain(&self) -> Result<()> {
-        let control = self.control.as_ref().ok_or_else(|| {
+        let control = self.control.lock().ok().and_then(|c| c.clone());
+        let control = control.as_ref().ok_or_else(|| {
             Error::invalid(
                 "the job takes no checkpoints, so it cannot be drained into a savepoint; start \
                  it with SET 'execution.checkpointing.interval'",
@@ -290,6 +311,11 @@ impl RunningJob {
         })?;
         let _ = control.hooks.stop.send(true);
         Ok(())
+    }
+
+    /// How often the job was restarted from a checkpoint after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// The job's checkpoint statistics, when checkpointing is on.
@@ -445,8 +471,19 @@ async fn send(sender: &Sender, message: Message) -> Result<()> {
 /// # Errors
 /// `Internal` for a malformed graph (edges that do not fit their nodes' parallelism); operator
 /// factories' errors.
+pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
+    if graph.restart.is_some() {
+        return super::restart::supervise(graph);
+    }
+    launch_attempt(graph)
+}
+
+/// Starts one attempt of a job (see [`launch`]).
+///
+/// # Errors
+/// As [`launch`].
 #[allow(clippy::needless_range_loop)]
-pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
+pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
     let capacity = graph.settings.channel_capacity.max(1);
     let n = graph.nodes.len();
     // outgoing[node][instance] = emitter edges; incoming[node][instance] = (input index, rx)
@@ -509,8 +546,11 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
         }
     }
 
-    let counters: Vec<Arc<NodeCounters>> =
-        (0..n).map(|_| Arc::new(NodeCounters::default())).collect();
+    let reuse = graph.reuse.take();
+    let counters: Vec<Arc<NodeCounters>> = match &reuse {
+        Some(r) if r.counters.len() == n => r.counters.clone(),
+        _ => (0..n).map(|_| Arc::new(NodeCounters::default())).collect(),
+    };
     let uids = super::checkpoint::node_uids(&graph);
     let mut tasks = JoinSet::new();
     let checkpointing = graph.checkpointing.take();
@@ -544,11 +584,19 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
                     )));
                 }
             }
-            let shared = Arc::new(std::sync::Mutex::new(CheckpointStats {
-                location: store.location().to_string(),
-                restored_from,
-                ..Default::default()
-            }));
+            let shared = match reuse.as_ref().and_then(|r| r.stats.clone()) {
+                Some(stats) => {
+                    if let Ok(mut s) = stats.lock() {
+                        s.restored_from = restored_from;
+                    }
+                    stats
+                }
+                None => Arc::new(std::sync::Mutex::new(CheckpointStats {
+                    location: store.location().to_string(),
+                    restored_from,
+                    ..Default::default()
+                })),
+            };
             let finished = restored
                 .iter()
                 .filter(|(_, (_, finished))| *finished)
@@ -676,11 +724,12 @@ pub fn launch(mut graph: StreamGraph) -> Result<RunningJob> {
         tasks: Some(supervisor),
         cancel: Some(cancel_tx),
         checkpoints: stats,
-        control: hooks.map(|h| JobControl {
+        control: Arc::new(std::sync::Mutex::new(hooks.map(|h| JobControl {
             hooks: h,
             requests: savepoints,
             sink_tasks,
-        }),
+        }))),
+        restarts: Default::default(),
     })
 }
 
