@@ -667,6 +667,26 @@ async fn restore_into_a_changed_query_refuses_to_drop_state_unless_told() {
         ],
     )
     .await;
+    // EXPLAIN tells beforehand, without running.
+    let StatementResult::Rows(r) = exec(&mut s, &format!("EXPLAIN {changed}")).await else {
+        panic!("rows expected");
+    };
+    let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+    let mut text = String::new();
+    for b in &batches {
+        for c in b.columns() {
+            let f = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap();
+            for i in 0..b.num_rows() {
+                text.push_str(&f.value(i).to_string());
+                text.push('\n');
+            }
+        }
+    }
+    assert!(text.contains("restored: WatermarkAssigner"), "{text}");
+    assert!(text.contains("dropped: WindowAggregate"), "{text}");
+    assert!(text.contains("starts empty: WindowAggregate"), "{text}");
+    assert!(text.contains("refused: state would be dropped"), "{text}");
+
     let err = s.execute_sql(&changed).await.err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("would be dropped"), "{text}");

@@ -33,6 +33,42 @@ impl Session {
     }
 }
 
+impl Session {
+    /// With `'execution.savepoint.path'` set: what starting `graph` from it would do with each
+    /// operator's state (`EXPLAIN`), one line per operator: restored, starts empty, dropped.
+    ///
+    /// # Errors
+    /// As [`Session::job_checkpointing`] (dropped state is reported, not refused).
+    pub(crate) async fn restore_report(&self, graph: &StreamGraph) -> Result<Option<String>> {
+        let Some(path) = self
+            .option("execution.savepoint.path")
+            .filter(|p| !p.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let mut warnings = Vec::new();
+        let loaded = load_savepoint(&path, &mut warnings).await?;
+        let (_, plan) = restore::match_state(graph, &loaded, true)?;
+        let mut lines = vec![format!(
+            "from {} (checkpoint {})",
+            loaded.location, loaded.manifest.checkpoint
+        )];
+        lines.extend(warnings);
+        lines.extend(plan.lines());
+        if !plan.dropped.is_empty()
+            && self
+                .option("execution.savepoint.ignore-unclaimed-state")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("true"))
+        {
+            lines.push(
+                "refused: state would be dropped; SET 'execution.savepoint.ignore-unclaimed-state' = 'true' to start without it"
+                    .to_string(),
+            );
+        }
+        Ok(Some(lines.join("\n")))
+    }
+}
+
 /// The checkpointing of job `job_id` running `graph` under session `options`. A `restart`
 /// (after a failure) starts from the job's own last complete checkpoint, else from where the
 /// job started (`'execution.savepoint.path'`, or nothing).

@@ -260,7 +260,7 @@ impl Session {
                 ));
             }
         };
-        Ok(vec![
+        let mut out = vec![
             (
                 "logical_plan".to_string(),
                 logical.display_indent().to_string().trim_end().to_string(),
@@ -269,6 +269,10 @@ impl Session {
                 "stream_plan".to_string(),
                 graph.explain().trim_end().to_string(),
             ),
-        ])
+        ];
+        if let Some(report) = self.restore_report(&graph).await? {
+            out.push(("restore".to_string(), report));
+        }
+        Ok(out)
     }
 }
