@@ -77,6 +77,11 @@ async fn session(
         exec(&mut s, &format!("SET '{k}' = '{v}'")).await;
     }
     exec(&mut s, &nexmark_ddl(events)).await;
+    let views = std::fs::read_to_string(manifest_dir().join("sql-tests/nexmark/ddl_views.sql"))
+        .expect("ddl_views.sql");
+    s.execute_sql(&views.replace("${NEXMARK_TABLE}", "datagen"))
+        .await
+        .expect("the Nexmark views");
     exec(
         &mut s,
         &format!(
@@ -176,6 +181,9 @@ async fn run_and_stop(s: &mut Session, query: &str, checkpoints: u64) -> String 
     let id = job_id(&exec(s, query).await);
     let deadline = Instant::now() + Duration::from_secs(60);
     while last_checkpoint(s, &id).await < checkpoints {
+        if std::env::var_os("WEIR_DEBUG_CHECKPOINTS").is_some() {
+            eprintln!("checkpoint {}", last_checkpoint(s, &id).await);
+        }
         assert!(
             Instant::now() < deadline,
             "no checkpoint {checkpoints} within 60 s"
@@ -213,6 +221,12 @@ async fn restore_and_finish(
 const EVENTS: u64 = 30_000;
 
 async fn stop_and_restore(query: &str, parallelism: usize, mode: &str, memory: bool) {
+    stop_after(query, parallelism, mode, memory, 6).await;
+}
+
+/// Runs `query` with checkpoints, stops it after `checkpoints` checkpoints, restores it and
+/// runs it to the end: the output equals a run never stopped.
+async fn stop_after(query: &str, parallelism: usize, mode: &str, memory: bool, checkpoints: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let expected = straight_run(query, EVENTS, parallelism, &tmp.path().join("expected")).await;
     assert!(expected.len() > 100, "{}", expected.len());
@@ -234,7 +248,7 @@ async fn stop_and_restore(query: &str, parallelism: usize, mode: &str, memory: b
         ],
     )
     .await;
-    let id = run_and_stop(&mut s, query, 6).await;
+    let id = run_and_stop(&mut s, query, checkpoints).await;
     let partial = committed(&out).await;
     assert!(
         !partial.is_empty() && partial.len() < expected.len(),
@@ -264,6 +278,43 @@ async fn stopped_job_resumes_exactly_once_at_parallelism_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_job_resumes_exactly_once_at_parallelism_2() {
     stop_and_restore(WINDOWED, 2, "EXACTLY_ONCE", false).await;
+}
+
+/// An interval join (join state with time-bounded cleanup).
+const INTERVAL_JOIN: &str = "INSERT INTO out \
+    SELECT B.`dateTime`, B.auction, B.price, A.seller FROM bid B JOIN auction A \
+    ON B.auction = A.id AND B.`dateTime` BETWEEN A.`dateTime` AND A.`dateTime` + INTERVAL '1' SECOND";
+
+/// A window join of two window aggregates (Nexmark q8's shape).
+const WINDOW_JOIN: &str = "INSERT INTO out \
+    SELECT P.window_start, P.id, A.auctions, P.people FROM \
+    (SELECT id, window_start, window_end, COUNT(*) AS people FROM \
+       TABLE(TUMBLE(TABLE person, DESCRIPTOR(`dateTime`), INTERVAL '500' MILLISECOND)) \
+       GROUP BY id, window_start, window_end) P \
+    JOIN (SELECT seller, window_start, window_end, COUNT(*) AS auctions FROM \
+       TABLE(TUMBLE(TABLE auction, DESCRIPTOR(`dateTime`), INTERVAL '500' MILLISECOND)) \
+       GROUP BY seller, window_start, window_end) A \
+    ON P.id = A.seller AND P.window_start = A.window_start AND P.window_end = A.window_end";
+
+/// An OVER aggregate (rows buffered per partition until the watermark).
+const OVER: &str = "INSERT INTO out \
+    SELECT `dateTime`, auction, price, COUNT(*) OVER (PARTITION BY auction ORDER BY `dateTime` \
+    ROWS BETWEEN 5 PRECEDING AND CURRENT ROW) FROM bid";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_join_resumes_exactly_once() {
+    // Joined rows come out at once: stop early.
+    stop_after(INTERVAL_JOIN, 2, "EXACTLY_ONCE", false, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_join_resumes_exactly_once() {
+    stop_and_restore(WINDOW_JOIN, 2, "EXACTLY_ONCE", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_aggregate_resumes_exactly_once() {
+    stop_and_restore(OVER, 2, "EXACTLY_ONCE", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
