@@ -15,15 +15,18 @@
 //! changelog batches, driven by the streaming sink operator (`stream::ops::sink`).
 //!
 //! Files: `options` (option parsing and messages), `filesystem` (read side and options),
-//! `file_sink` (write side), `context_exec` (names the table in scan errors), `datagen`,
+//! `file_sink` (write side), `debezium` (the debezium-json format's lines) and `json_values`
+//! (their values as Arrow arrays), `context_exec` (names the table in scan errors), `datagen`,
 //! `sinks` (`print`, `blackhole`), `nexmark`, `stream_exec` (leaf scans made of streams),
 //! streaming sinks in `sinks`.
 
 mod context_exec;
 mod datagen;
+mod debezium;
 mod file_sink;
 mod filesystem;
 pub mod hive;
+mod json_values;
 mod nexmark;
 mod options;
 mod sinks;
