@@ -428,7 +428,15 @@ impl<'a> Lowering<'a> {
         bounded: bool,
     ) -> Result<Lowered> {
         let physical = split_plan(physical, self.graph.settings.split_layout)?;
-        let schema = physical.schema();
+        // A changelog scan's batches carry their row kinds in a trailing column, which the
+        // source strips (`source::run_source`).
+        let changelog = super::changes::has_kind_column(&physical.schema());
+        let schema = super::changes::without_kind_column(&physical.schema());
+        let mode = if changelog {
+            ChangelogMode::Retract { key: None }
+        } else {
+            ChangelogMode::InsertOnly
+        };
         let parallelism = self.parallelism;
         let factory = Arc::new(PhysicalPlanSource {
             plan: physical,
@@ -438,7 +446,7 @@ impl<'a> Lowering<'a> {
             name: name.to_string(),
             detail,
             schema: Arc::clone(&schema),
-            mode: ChangelogMode::InsertOnly,
+            mode: mode.clone(),
             kind: NodeKind::Source(Arc::new(SourceNode::plain(factory, schema))),
             inputs: vec![],
             parallelism,
@@ -446,7 +454,7 @@ impl<'a> Lowering<'a> {
         });
         Ok(Lowered {
             id,
-            mode: ChangelogMode::InsertOnly,
+            mode,
             times: Times::default(),
             bounded,
             parallelism,
