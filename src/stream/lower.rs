@@ -261,10 +261,21 @@ impl<'a> Lowering<'a> {
             LogicalPlan::TableScan(scan) => {
                 let name =
                     crate::planner::resolve::display_name(&scan.table_name.to_string()).to_string();
-                let physical =
-                    self.state.create_physical_plan(plan).await.map_err(|e| {
+                // A table stored as a changelog (debezium-json) is read as one.
+                let changelog = match datafusion::datasource::source_as_provider(&scan.source) {
+                    Ok(provider) => crate::connectors::changelog_scan(
+                        provider.as_ref(),
+                        scan.projection.as_ref(),
+                    )
+                    .map_err(|e| e.context(format!("while opening table `{name}`")))?,
+                    Err(_) => None,
+                };
+                let physical = match changelog {
+                    Some(plan) => plan,
+                    None => self.state.create_physical_plan(plan).await.map_err(|e| {
                         Error::from(e).context(format!("while opening table `{name}`"))
-                    })?;
+                    })?,
+                };
                 let fields: Vec<String> = scan
                     .projected_schema
                     .fields()
