@@ -10,6 +10,9 @@
 //! of the partitions that received rows when partitioned: Flink's dynamic overwrite). The staging
 //! directory is removed in every case, by a drop guard when the statement fails or is cancelled,
 //! so no partial file ever becomes visible.
+//!
+//! `debezium-json` tables are written as changelogs (`super::debezium::Encoder`): batch `INSERT`
+//! writes `c` events; the streaming writer takes updates and writes every change, in order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,8 +37,10 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
+use super::debezium::Encoder;
 use super::filesystem::{Format, FsConfig, Layout, is_hidden};
 use crate::error::{Error, Result};
+use crate::stream::changes::Changes;
 
 /// Writes a filesystem table's rows (see the module documentation).
 #[derive(Debug)]
@@ -108,7 +113,7 @@ impl FileSink {
                         ))
                     }
                 };
-                writer.write(&part)?;
+                writer.write(&Changes::inserts(part))?;
             }
         }
         let mut files = Vec::new();
@@ -301,7 +306,10 @@ impl DisplayAs for FileSink {
             "FileSink: table={}, path={}, format={}, mode={}",
             self.table,
             self.config.path.display(),
-            self.config.format.extension().trim_start_matches('.'),
+            match self.config.format {
+                Format::DebeziumJson => "debezium-json",
+                other => other.extension().trim_start_matches('.'),
+            },
             if self.overwrite {
                 "overwrite"
             } else {
@@ -373,6 +381,25 @@ enum FormatWriter {
     Csv(Box<datafusion::arrow::csv::Writer<CountingFile>>),
     Json(LineDelimitedWriter<CountingFile>),
     Parquet(Box<ArrowWriter<CountingFile>>),
+    Debezium(Box<DebeziumWriter>),
+}
+
+/// Writes changes as debezium-json lines.
+struct DebeziumWriter {
+    out: CountingFile,
+    encoder: Encoder,
+    /// The lines of the batch being written (reused).
+    buffer: String,
+}
+
+impl DebeziumWriter {
+    fn write(&mut self, changes: &Changes) -> Result<()> {
+        self.buffer.clear();
+        self.encoder.encode(changes, &mut self.buffer)?;
+        self.out
+            .write_all(self.buffer.as_bytes())
+            .map_err(|e| Error::io("cannot write a debezium-json file", e))
+    }
 }
 
 /// One data file being written in the staging directory.
@@ -403,6 +430,7 @@ impl OpenFile {
             FormatWriter::Parquet(w) => w
                 .into_inner()
                 .map_err(|e| Error::external(format!("Parquet: {e}")))?,
+            FormatWriter::Debezium(w) => w.out,
         };
         file.flush()
             .map_err(|e| Error::io(format!("cannot write '{}'", self.staged.display()), e))?;
@@ -493,6 +521,11 @@ impl RollingWriter {
                     .map_err(|e| Error::external(format!("Parquet: {e}")))?;
                 FormatWriter::Parquet(Box::new(writer))
             }
+            Format::DebeziumJson => FormatWriter::Debezium(Box::new(DebeziumWriter {
+                out,
+                encoder: Encoder::new(&self.schema, &self.config.debezium),
+                buffer: String::new(),
+            })),
         };
         Ok(OpenFile {
             writer,
@@ -503,7 +536,15 @@ impl RollingWriter {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Writes changes: inserts only, except in the `debezium-json` format, which writes every
+    /// change in order.
+    fn write(&mut self, changes: &Changes) -> Result<()> {
+        if !changes.is_insert_only() && self.config.format != Format::DebeziumJson {
+            return Err(Error::internal(
+                "a filesystem writer of rows got update changes",
+            ));
+        }
+        let batch = &changes.data;
         let mut file = match self.current.take() {
             Some(f) => f,
             None => self.open()?,
@@ -514,6 +555,7 @@ impl RollingWriter {
             FormatWriter::Parquet(w) => w
                 .write(batch)
                 .map_err(|e| Error::external(format!("Parquet: {e}")))?,
+            FormatWriter::Debezium(w) => w.write(changes)?,
         }
         if file.size() >= self.config.file_size {
             self.done.push(file.finish()?);
@@ -533,11 +575,12 @@ impl RollingWriter {
 }
 
 /// The streaming write side of a filesystem table (`INSERT` in streaming mode; append-only
-/// input): one instance's rolling files per partition directory. Each file is written as a hidden
-/// `.part-<id>-<n>.<ext>.inprogress` next to its final place and renamed to `part-<id>-<n>.<ext>`
-/// once complete: past `sink.rolling-policy.file-size`, after being open for
-/// `sink.rolling-policy.rollover-interval` (checked every `check-interval`), or at the end of
-/// the input. Readers (which skip hidden files) only ever see complete files. When the job is
+/// input, except for `debezium-json` tables, which take every change and are never
+/// partitioned): one instance's rolling files per partition directory. Each file is written as
+/// a hidden `.part-<id>-<n>.<ext>.inprogress` next to its final place and renamed to
+/// `part-<id>-<n>.<ext>` once complete: past `sink.rolling-policy.file-size`, after being open
+/// for `sink.rolling-policy.rollover-interval` (checked every `check-interval`), or at the end
+/// of the input. Readers (which skip hidden files) only ever see complete files. When the job is
 /// cancelled, the in-progress files are deleted; completed files stay.
 pub(crate) struct StreamingFileWriter {
     sink: FileSink,
@@ -616,14 +659,41 @@ impl StreamingFileWriter {
         })
     }
 
-    /// Appends a batch of the table's columns.
-    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
+    /// Whether the table takes updates and deletes (a changelog format).
+    pub(crate) fn accepts_updates(config: &FsConfig) -> bool {
+        config.format == Format::DebeziumJson
+    }
+
+    /// Appends changes of the table's columns.
+    ///
+    /// # Errors
+    /// `Invalid` for updates or deletes into a table of rows; I/O errors.
+    pub(crate) fn write(&mut self, changes: &Changes) -> Result<()> {
+        if changes.is_empty() {
             return Ok(());
         }
-        for (dir, part) in self.sink.split(batch)? {
+        if !changes.is_insert_only() {
+            if !Self::accepts_updates(&self.sink.config) {
+                return Err(Error::invalid(format!(
+                    "table sink of connector 'filesystem' got update changes; it takes inserts \
+                     only, unless 'format' = 'debezium-json' (table {})",
+                    self.table()
+                )));
+            }
+            if !self.sink.layout.partition_indices.is_empty() {
+                return Err(Error::internal(format!(
+                    "partitioned changelog table {}",
+                    self.table()
+                )));
+            }
+            let writer = self.writer_for("");
+            writer.write(changes)?;
+            let done = std::mem::take(&mut writer.done);
+            return self.completed(done);
+        }
+        for (dir, part) in self.sink.split(&changes.data)? {
             let writer = self.writer_for(&dir);
-            writer.write(&part)?;
+            writer.write(&Changes::inserts(part))?;
             let done = std::mem::take(&mut writer.done);
             self.completed(done)?;
         }

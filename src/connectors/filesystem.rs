@@ -1,5 +1,6 @@
 //! The `filesystem` connector: tables stored as CSV, newline-delimited JSON or Parquet files in a
-//! local directory (or a single file), optionally partitioned Hive-style (`col=value/`).
+//! local directory (or a single file), optionally partitioned Hive-style (`col=value/`), or as a
+//! changelog of debezium-json lines (`super::debezium`, read by `super::changelog_scan`).
 //!
 //! Reading goes through DataFusion's `ListingTable` (parallel scans, Parquet statistics and
 //! predicate pushdown) with the declared schema, never an inferred one. Partition columns are
@@ -40,6 +41,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::context_exec::ScanContextExec;
+use super::debezium::{DEBEZIUM_OPTIONS, DebeziumConfig};
 use super::file_sink::FileSink;
 use super::options::ConnectorOptions;
 use super::stream_exec::{SplitDiscovery, StreamExec};
@@ -84,6 +86,8 @@ pub(crate) enum Format {
     Csv,
     Json,
     Parquet,
+    /// `debezium-json`: one change event per line (a changelog, not rows).
+    DebeziumJson,
 }
 
 impl Format {
@@ -91,7 +95,7 @@ impl Format {
     pub(crate) fn extension(self) -> &'static str {
         match self {
             Format::Csv => ".csv",
-            Format::Json => ".json",
+            Format::Json | Format::DebeziumJson => ".json",
             Format::Parquet => ".parquet",
         }
     }
@@ -118,6 +122,7 @@ pub(crate) struct FsConfig {
     pub format: Format,
     pub csv: CsvConfig,
     pub parquet_compression: Compression,
+    pub debezium: DebeziumConfig,
     pub default_partition: String,
     /// `sink.rolling-policy.file-size`: a new file is started once the current one is past it.
     pub file_size: u64,
@@ -136,12 +141,20 @@ impl FsConfig {
             "csv" => Format::Csv,
             "json" => Format::Json,
             "parquet" => Format::Parquet,
-            other => return Err(o.bad_value("format", other, "valid formats: csv, json, parquet")),
+            "debezium-json" => Format::DebeziumJson,
+            other => {
+                return Err(o.bad_value(
+                    "format",
+                    other,
+                    "valid formats: csv, debezium-json, json, parquet",
+                ));
+            }
         };
         let format_options = match format {
             Format::Csv => CSV_OPTIONS,
             Format::Json => JSON_OPTIONS,
             Format::Parquet => PARQUET_OPTIONS,
+            Format::DebeziumJson => DEBEZIUM_OPTIONS,
         };
         let known: Vec<&str> = COMMON_OPTIONS
             .iter()
@@ -216,11 +229,16 @@ impl FsConfig {
         };
 
         check_partition_keys(o, def)?;
+        let debezium = DebeziumConfig::parse(o)?;
+        if format == Format::DebeziumJson {
+            super::debezium::check_table(o, def, monitor_interval.is_some())?;
+        }
         Ok(FsConfig {
             path,
             format,
             csv,
             parquet_compression,
+            debezium,
             default_partition,
             file_size,
             rollover_interval,
@@ -356,9 +374,9 @@ pub(crate) type StreamingParts = (Arc<FsConfig>, Layout);
 /// A filesystem table: reads through `ListingTable`, writes through [`FileSink`].
 #[derive(Debug)]
 pub(crate) struct FilesystemTable {
-    name: String,
-    config: Arc<FsConfig>,
-    layout: Layout,
+    pub(crate) name: String,
+    pub(crate) config: Arc<FsConfig>,
+    pub(crate) layout: Layout,
 }
 
 impl FilesystemTable {
@@ -495,7 +513,10 @@ impl FilesystemTable {
                         .with_comment(csv.allow_comments.then_some(b'#')),
                 )
             }
-            Format::Json => Arc::new(JsonFormat::default().with_newline_delimited(true)),
+            // Debezium tables are read by `changelog_scan`, never listed.
+            Format::Json | Format::DebeziumJson => {
+                Arc::new(JsonFormat::default().with_newline_delimited(true))
+            }
             // The session's Parquet options (`SET 'datafusion.execution.parquet.*'`), not the
             // library defaults: pushdown, pruning and metadata settings must reach the reader.
             Format::Parquet => Arc::new(
@@ -724,7 +745,7 @@ impl FilesystemTable {
     }
 
     /// The data files under the table's path now (a single-file table: that file).
-    fn data_files(&self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn data_files(&self) -> Result<Vec<PathBuf>> {
         let root = &self.config.path;
         if root.is_file() {
             return Ok(vec![root.clone()]);
@@ -947,15 +968,17 @@ impl TableProvider for FilesystemTable {
                 .monitor_scan(state, projection, interval)
                 .map_err(DataFusionError::from);
         }
-        let plan = self
-            .scan_inner(state, projection, filters, limit)
-            .await
-            .map_err(|e| {
-                DataFusionError::from(e.context(format!(
-                    "while reading table `{}` (connector 'filesystem')",
-                    self.name
-                )))
-            })?;
+        let plan = match super::changelog_scan::files_of(self) {
+            Ok(Some(files)) => super::changelog_scan::materialized_plan(files, projection),
+            Ok(None) => self.scan_inner(state, projection, filters, limit).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| {
+            DataFusionError::from(e.context(format!(
+                "while reading table `{}` (connector 'filesystem')",
+                self.name
+            )))
+        })?;
         Ok(Arc::new(ScanContextExec::new(
             plan,
             self.name.clone(),

@@ -7,23 +7,28 @@
 //! them on top of the provider.
 //!
 //! Connectors: `filesystem` (csv, json, parquet; partitioned directories; atomic writes; a
-//! watched directory with `source.monitor-interval` is unbounded), `datagen` (bounded by
-//! `number-of-rows`, else unbounded at `rows-per-second`), `nexmark` (the Nexmark benchmark's
-//! events, bounded by `events.num`), `print` and `blackhole` (sinks only).
+//! watched directory with `source.monitor-interval` is unbounded; debezium-json changelogs),
+//! `datagen` (bounded by `number-of-rows`, else unbounded at `rows-per-second`), `nexmark` (the
+//! Nexmark benchmark's events, bounded by `events.num`), `print` and `blackhole` (sinks only).
 //!
 //! Streaming `INSERT`s write through [`stream_sink()`]: the connector's per-instance writer of
 //! changelog batches, driven by the streaming sink operator (`stream::ops::sink`).
 //!
 //! Files: `options` (option parsing and messages), `filesystem` (read side and options),
-//! `file_sink` (write side), `context_exec` (names the table in scan errors), `datagen`,
-//! `sinks` (`print`, `blackhole`), `nexmark`, `stream_exec` (leaf scans made of streams),
-//! streaming sinks in `sinks`.
+//! `file_sink` (write side), `debezium` (the debezium-json format's lines) and `json_values`
+//! (their values as Arrow arrays), `changelog_scan` (reading debezium-json tables: materialized
+//! in batch, a changelog in streaming), `context_exec` (names the table in scan errors),
+//! `datagen`, `sinks` (`print`, `blackhole`), `nexmark`, `stream_exec` (leaf scans made of
+//! streams), streaming sinks in `sinks`.
 
+mod changelog_scan;
 mod context_exec;
 mod datagen;
+mod debezium;
 mod file_sink;
 mod filesystem;
 pub mod hive;
+mod json_values;
 mod nexmark;
 mod options;
 mod sinks;
@@ -159,6 +164,25 @@ fn provider(
             )));
         }
     })
+}
+
+/// The streaming scan of a table stored as a changelog (`'format' = 'debezium-json'`): a plan
+/// whose batches carry their row kinds in a trailing `stream::changes::ROW_KIND_COLUMN`. `None`
+/// for every other table (its provider's ordinary scan is the streaming scan).
+///
+/// # Errors
+/// `External` when the table's files cannot be listed.
+pub fn changelog_scan(
+    provider: &dyn TableProvider,
+    projection: Option<&Vec<usize>>,
+) -> Result<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+    let Some(table) = provider.downcast_ref::<filesystem::FilesystemTable>() else {
+        return Ok(None);
+    };
+    match changelog_scan::files_of(table)? {
+        Some(files) => Ok(Some(changelog_scan::changelog_plan(files, projection)?)),
+        None => Ok(None),
+    }
 }
 
 /// True when reading the table ends (a bounded source). `auto` runtime mode runs statements

@@ -478,7 +478,7 @@ impl StreamSinkFactory for FileStreamSink {
     }
 
     fn accepts_updates(&self) -> bool {
-        false
+        StreamingFileWriter::accepts_updates(&self.writer.0)
     }
 
     fn parallelism(&self) -> Option<usize> {
@@ -499,13 +499,7 @@ struct FileStreamWriter(StreamingFileWriter);
 
 impl StreamWriter for FileStreamWriter {
     fn write(&mut self, changes: &Changes) -> Result<()> {
-        if !changes.is_insert_only() {
-            return Err(Error::invalid(format!(
-                "table sink of connector 'filesystem' got update changes; it takes inserts only (table {})",
-                self.0.table()
-            )));
-        }
-        self.0.write(&changes.data)
+        self.0.write(changes)
     }
 
     fn tick_interval(&self) -> Option<Duration> {

@@ -640,7 +640,9 @@ fn validation_messages() {
     let err = fs(&[("path", "/x"), ("format", "xml")]).unwrap_err();
     assert!(
         err.message.contains("'xml' for option 'format'")
-            && err.message.contains("valid formats: csv, json, parquet"),
+            && err
+                .message
+                .contains("valid formats: csv, debezium-json, json, parquet"),
         "{}",
         err.message
     );

@@ -260,6 +260,87 @@ pub fn op_schema(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// The name of the trailing `Int8` column with which a changelog source's batches carry their
+/// row kinds (a `debezium-json` file scan in streaming mode): the source turns such batches
+/// into [`Changes`] with [`Changes::from_kind_column`]. The column is recognized by its field
+/// metadata ([`ROW_KIND_METADATA`]), which SQL cannot give a column, not by its name alone.
+pub const ROW_KIND_COLUMN: &str = "__weir_row_kind";
+
+/// The field metadata key that marks [`ROW_KIND_COLUMN`].
+pub const ROW_KIND_METADATA: &str = "weir.row-kind";
+
+/// The row kind column's field.
+pub fn kind_field() -> Field {
+    Field::new(ROW_KIND_COLUMN, DataType::Int8, false).with_metadata(HashMap::from([(
+        ROW_KIND_METADATA.to_string(),
+        "true".to_string(),
+    )]))
+}
+
+/// Whether batches of `schema` carry row kinds in a trailing [`ROW_KIND_COLUMN`].
+pub fn has_kind_column(schema: &Schema) -> bool {
+    schema.fields().last().is_some_and(|f| {
+        f.name() == ROW_KIND_COLUMN
+            && f.data_type() == &DataType::Int8
+            && f.metadata().contains_key(ROW_KIND_METADATA)
+    })
+}
+
+/// `schema` without its trailing row kind column (unchanged when it has none).
+pub fn without_kind_column(schema: &SchemaRef) -> SchemaRef {
+    if !has_kind_column(schema) {
+        return Arc::clone(schema);
+    }
+    let fields = &schema.fields()[..schema.fields().len() - 1];
+    Arc::new(Schema::new_with_metadata(
+        fields.to_vec(),
+        schema.metadata().clone(),
+    ))
+}
+
+impl Changes {
+    /// The rows with their kinds in a trailing [`ROW_KIND_COLUMN`].
+    pub fn with_kind_column(&self) -> Result<RecordBatch> {
+        let mut fields: Vec<_> = self.data.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(kind_field()));
+        let mut columns = self.data.columns().to_vec();
+        columns.push(Arc::new(self.kinds_array()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(self.num_rows())),
+        )?)
+    }
+
+    /// Reads a batch made by [`Changes::with_kind_column`] back.
+    ///
+    /// # Errors
+    /// `Internal` when the batch has no row kind column.
+    pub fn from_kind_column(batch: &RecordBatch) -> Result<Changes> {
+        let schema = batch.schema();
+        if !has_kind_column(&schema) {
+            return Err(Error::internal("changelog batch without a row kind column"));
+        }
+        let n = batch.num_columns() - 1;
+        let kinds = batch
+            .column(n)
+            .as_any()
+            .downcast_ref::<Int8Array>()
+            .ok_or_else(|| Error::internal("row kind column is not Int8"))?;
+        let kinds = (0..kinds.len())
+            .map(|i| RowKind::from_i8(kinds.value(i)))
+            .collect();
+        let data = RecordBatch::try_new_with_options(
+            without_kind_column(&schema),
+            batch.columns()[..n].to_vec(),
+            &datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(batch.num_rows())),
+        )?;
+        Changes::new(data, kinds)
+    }
+}
+
 /// What flows on a channel between two operator instances.
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -451,6 +532,25 @@ mod tests {
             .apply(&Changes::new(batch(&[9]), vec![RowKind::Delete]).unwrap())
             .unwrap_err();
         assert!(err.to_string().contains("never added"), "{err}");
+    }
+
+    #[test]
+    fn kind_column_round_trip() {
+        let c = Changes::new(
+            batch(&[1, 2]),
+            vec![RowKind::UpdateBefore, RowKind::UpdateAfter],
+        )
+        .unwrap();
+        let tagged = c.with_kind_column().unwrap();
+        assert!(has_kind_column(&tagged.schema()));
+        assert_eq!(without_kind_column(&tagged.schema()), c.schema());
+        let back = Changes::from_kind_column(&tagged).unwrap();
+        assert_eq!(back.data, c.data);
+        assert_eq!(back.kind(0), RowKind::UpdateBefore);
+        // A user column of that name is not a row kind column: it has no marker.
+        let plain = Schema::new(vec![Field::new(ROW_KIND_COLUMN, DataType::Int8, false)]);
+        assert!(!has_kind_column(&plain));
+        assert!(Changes::from_kind_column(&c.data).is_err());
     }
 
     #[test]

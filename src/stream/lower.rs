@@ -261,10 +261,21 @@ impl<'a> Lowering<'a> {
             LogicalPlan::TableScan(scan) => {
                 let name =
                     crate::planner::resolve::display_name(&scan.table_name.to_string()).to_string();
-                let physical =
-                    self.state.create_physical_plan(plan).await.map_err(|e| {
+                // A table stored as a changelog (debezium-json) is read as one.
+                let changelog = match datafusion::datasource::source_as_provider(&scan.source) {
+                    Ok(provider) => crate::connectors::changelog_scan(
+                        provider.as_ref(),
+                        scan.projection.as_ref(),
+                    )
+                    .map_err(|e| e.context(format!("while opening table `{name}`")))?,
+                    Err(_) => None,
+                };
+                let physical = match changelog {
+                    Some(plan) => plan,
+                    None => self.state.create_physical_plan(plan).await.map_err(|e| {
                         Error::from(e).context(format!("while opening table `{name}`"))
-                    })?;
+                    })?,
+                };
                 let fields: Vec<String> = scan
                     .projected_schema
                     .fields()
@@ -429,7 +440,15 @@ impl<'a> Lowering<'a> {
         bounded: bool,
     ) -> Result<Lowered> {
         let physical = split_plan(physical, self.graph.settings.split_layout)?;
-        let schema = physical.schema();
+        // A changelog scan's batches carry their row kinds in a trailing column, which the
+        // source strips (`source::run_source`).
+        let changelog = super::changes::has_kind_column(&physical.schema());
+        let schema = super::changes::without_kind_column(&physical.schema());
+        let mode = if changelog {
+            ChangelogMode::Retract { key: None }
+        } else {
+            ChangelogMode::InsertOnly
+        };
         let parallelism = self.parallelism;
         let factory = Arc::new(PhysicalPlanSource {
             plan: physical,
@@ -439,7 +458,7 @@ impl<'a> Lowering<'a> {
             name: name.to_string(),
             detail,
             schema: Arc::clone(&schema),
-            mode: ChangelogMode::InsertOnly,
+            mode: mode.clone(),
             kind: NodeKind::Source(Arc::new(SourceNode::plain(factory, schema))),
             inputs: vec![],
             parallelism,
@@ -447,7 +466,7 @@ impl<'a> Lowering<'a> {
         });
         Ok(Lowered {
             id,
-            mode: ChangelogMode::InsertOnly,
+            mode,
             times: Times::default(),
             bounded,
             parallelism,

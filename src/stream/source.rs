@@ -637,16 +637,26 @@ pub(crate) async fn run_source(
                 if batch.num_rows() == 0 {
                     continue;
                 }
+                // A changelog source's batches carry their row kinds in a trailing column.
+                let changelog = super::changes::has_kind_column(&batch.schema());
                 for piece in pieces(&batch, rng.as_mut()) {
-                    let batch = if piece.schema().fields() != schema.fields() {
-                        RecordBatch::try_new(Arc::clone(&schema), piece.columns().to_vec())?
+                    let piece = if changelog {
+                        Changes::from_kind_column(&piece)?
+                    } else {
+                        Changes::inserts(piece)
+                    };
+                    let piece = if piece.data.schema().fields() != schema.fields() {
+                        piece.with_data(RecordBatch::try_new(
+                            Arc::clone(&schema),
+                            piece.data.columns().to_vec(),
+                        )?)
                     } else {
                         piece
                     };
                     ctx.counters
                         .rows_out
-                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    let mut changes = vec![Changes::inserts(batch)];
+                        .fetch_add(piece.num_rows() as u64, Ordering::Relaxed);
+                    let mut changes = vec![piece];
                     for op in chain.iter_mut() {
                         let mut out = Output::default();
                         for c in changes {
