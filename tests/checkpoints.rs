@@ -97,14 +97,20 @@ async fn session(
 /// Every committed row of the output directory, sorted (read in batch mode; in-progress files
 /// are hidden).
 async fn committed(out: &Path) -> Vec<String> {
+    committed_table(out, OUT_COLUMNS, "json").await
+}
+
+/// Every row of the table with `columns` in `format` at `out`, sorted, read in batch mode (a
+/// changelog format reads as its materialized result).
+async fn committed_table(out: &Path, columns: &str, format: &str) -> Vec<String> {
     std::fs::create_dir_all(out).unwrap();
     let mut s = Session::open(SessionOptions::default()).await.unwrap();
     exec(&mut s, "SET 'execution.runtime-mode' = 'batch'").await;
     exec(
         &mut s,
         &format!(
-            "CREATE TABLE out ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', \
-             'format' = 'json')",
+            "CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}', \
+             'format' = '{format}')",
             out.display()
         ),
     )
@@ -452,6 +458,23 @@ async fn restoring_from_nothing_is_a_clear_error() {
     assert!(err.to_string().contains("no complete checkpoint"), "{err}");
 }
 
+/// An updating pipeline (a regular join under an unwindowed GROUP BY), kept as `debezium-json`.
+const UPDATING: &str = "INSERT INTO agg \
+    SELECT B.auction, COUNT(*), MAX(B.price), MAX(A.seller) FROM \
+    (SELECT bid.auction AS auction, bid.price AS price FROM datagen WHERE event_type = 2) B \
+    JOIN (SELECT auction.id AS id, auction.seller AS seller FROM datagen WHERE event_type = 1) A \
+    ON B.auction = A.id GROUP BY B.auction";
+
+const AGG_COLUMNS: &str = "auction BIGINT, bids BIGINT, top BIGINT, seller BIGINT";
+
+fn agg_ddl(path: &Path) -> String {
+    format!(
+        "CREATE TABLE agg ({AGG_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', \
+         'format' = 'debezium-json')",
+        path.display()
+    )
+}
+
 /// `weir serve` on a free loopback port over `data`; returns the process and its address.
 fn start_server(data: &Path) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
@@ -513,10 +536,27 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
     let (kills, events) = if long { (40, 200_000) } else { (20, 100_000) };
     let tmp = tempfile::tempdir().unwrap();
     let expected = straight_run(WINDOWED, events, 2, &tmp.path().join("expected")).await;
+    let expected_agg = {
+        let path = tmp.path().join("expected_agg");
+        std::fs::create_dir_all(&path).unwrap();
+        let mut s = session(
+            events,
+            2,
+            &tmp.path().join("unused"),
+            &[("table.dml-sync", "true")],
+        )
+        .await;
+        exec(&mut s, &agg_ddl(&path)).await;
+        exec(&mut s, UPDATING).await;
+        committed_table(&path, AGG_COLUMNS, "debezium-json").await
+    };
+    assert!(expected_agg.len() > 100, "{}", expected_agg.len());
 
     let data = tmp.path().join("data");
     let out = tmp.path().join("out");
+    let agg = tmp.path().join("agg");
     std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&agg).unwrap();
     let (mut server, addr) = start_server(&data);
     {
         let channel = Channel::from_shared(format!("http://{addr}"))
@@ -535,7 +575,8 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
                  'path' = '{}', 'format' = 'json')",
                 out.display()
             ),
-            WINDOWED.to_string(),
+            agg_ddl(&agg),
+            format!("EXECUTE STATEMENT SET BEGIN {WINDOWED}; {UPDATING}; END"),
         ];
         for sql in setup {
             client
@@ -588,6 +629,10 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
     let got = committed(&out).await;
     assert_eq!(got.len(), expected.len(), "row count after {kills} kills");
     assert_eq!(got, expected);
+    // The updating pipeline's changelog, applied, is the uninterrupted run's result.
+    let got = committed_table(&agg, AGG_COLUMNS, "debezium-json").await;
+    assert_eq!(got.len(), expected_agg.len(), "groups after {kills} kills");
+    assert_eq!(got, expected_agg);
 }
 
 /// The path in `STOP JOB`'s answer (`Savepoint completed. Path: <path>`).
