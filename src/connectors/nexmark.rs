@@ -756,15 +756,22 @@ impl TableProvider for NexmarkTable {
             }
             None => (0, u64::MAX),
         };
+        // Paced partitions interleave blocks of events, so that together they keep the table's
+        // rate and each one's event time moves at wall-clock speed; unpaced ones make ranges.
+        let interleave = self.config.paced && partitions > 1;
+        let block = paced_block(&self.config);
         let open_at: super::stream_exec::OpenPartitionAt =
             Arc::new(move |partition, offset, _ctx| {
-                let (start, end) = range(partition);
-                let stream = event_stream(
-                    Arc::clone(&config),
-                    Arc::clone(&out_schema),
-                    start.saturating_add(offset).min(end),
-                    end,
-                );
+                let shard = match events {
+                    Some(e) if interleave => {
+                        Shard::interleaved(partition as u64, partitions as u64, e, block, offset)
+                    }
+                    _ => {
+                        let (start, end) = range(partition);
+                        Shard::contiguous(start.saturating_add(offset).min(end), end)
+                    }
+                };
+                let stream = event_stream(Arc::clone(&config), Arc::clone(&out_schema), shard);
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
                     Arc::clone(&out_schema),
                     stream,
@@ -792,45 +799,139 @@ impl TableProvider for NexmarkTable {
     }
 }
 
-/// Events `start..end` in batches; paced to their rate in wall-clock time when configured.
+/// The events one partition makes: a contiguous range (`stride` 0), or, when paced and cut
+/// into several partitions, blocks of `block` events taken every `stride` blocks, so that every
+/// partition covers the whole event time and, paced together, they keep the table's rate.
+#[derive(Clone, Copy)]
+struct Shard {
+    /// The first event to make (after `skip` events of the shard were made before a restore).
+    first: u64,
+    /// One past the last event of the table (or of the range).
+    end: u64,
+    block: u64,
+    stride: u64,
+}
+
+impl Shard {
+    /// Partition `partition` of `partitions` over `events` events, `skip` of its events made
+    /// already.
+    fn interleaved(partition: u64, partitions: u64, events: u64, block: u64, skip: u64) -> Shard {
+        let block = block.max(1);
+        let first = (partition + skip / block * partitions) * block + skip % block;
+        Shard {
+            first,
+            end: events,
+            block,
+            stride: partitions * block,
+        }
+    }
+
+    fn contiguous(start: u64, end: u64) -> Shard {
+        Shard {
+            first: start,
+            end,
+            block: u64::MAX,
+            stride: 0,
+        }
+    }
+
+    /// The events `[next, stop)` to make after `next` (at most `max`), and where to go on.
+    fn step(&self, next: u64, max: u64) -> Option<(u64, u64, u64)> {
+        if next >= self.end {
+            return None;
+        }
+        if self.stride == 0 {
+            let stop = self.end.min(next.saturating_add(max));
+            return Some((next, stop, stop));
+        }
+        let block_end = (next / self.block + 1) * self.block;
+        let stop = self.end.min(block_end).min(next.saturating_add(max));
+        let after = if stop == block_end {
+            // The next block of this partition.
+            block_end - self.block + self.stride
+        } else {
+            stop
+        };
+        Some((next, stop, after))
+    }
+}
+
+/// The events of `shard` in batches; paced to their rate in wall-clock time when configured
+/// (event `n` is due `offset(n) - offset(first)` after the stream starts).
 fn event_stream(
     config: Arc<NexmarkConfig>,
     schema: SchemaRef,
-    start: u64,
-    end: u64,
+    shard: Shard,
 ) -> impl futures::Stream<Item = DfResult<RecordBatch>> + Send {
     // Paced: small batches (about 100 ms of events) so rows flow steadily.
     let batch = if config.paced {
-        (config.first_rate.min(config.next_rate) / 10).clamp(1, BATCH_SIZE)
+        paced_block(&config)
     } else {
         BATCH_SIZE
     };
     let started = Instant::now();
-    futures::stream::unfold(start, move |next| {
+    futures::stream::unfold(shard.first, move |next| {
         let config = Arc::clone(&config);
         let schema = Arc::clone(&schema);
         async move {
-            if next >= end {
-                return None;
-            }
-            let stop = end.min(next.saturating_add(batch));
+            let (from, stop, after) = shard.step(next, batch)?;
             if config.paced {
-                // Event `stop - 1` is due this long after the first one.
-                let due_us = config.offset_us(stop - 1) - config.offset_us(start);
+                let due_us = config.offset_us(stop - 1) - config.offset_us(shard.first);
                 let due = Duration::from_micros(u64::try_from(due_us).unwrap_or(u64::MAX));
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     tokio::time::sleep(wait).await;
                 }
             }
-            let result = generate(&config, &schema, next, stop).map_err(Into::into);
-            Some((result, stop))
+            let result = generate(&config, &schema, from, stop).map_err(Into::into);
+            Some((result, after))
         }
     })
+}
+
+/// Events per batch of a paced table: about 100 ms of events.
+fn paced_block(config: &NexmarkConfig) -> u64 {
+    (config.first_rate.min(config.next_rate) / 10).clamp(1, BATCH_SIZE)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event a shard makes, in order.
+    fn shard_events(shard: Shard) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut next = shard.first;
+        while let Some((from, stop, after)) = shard.step(next, 7) {
+            out.extend(from..stop);
+            next = after;
+        }
+        out
+    }
+
+    #[test]
+    fn interleaved_shards_cover_every_event_once_and_resume_at_any_row() {
+        for (events, partitions, block) in [(1000, 4, 10), (1003, 3, 25), (5, 4, 10)] {
+            let mut all = Vec::new();
+            for k in 0..partitions {
+                let whole = shard_events(Shard::interleaved(k, partitions, events, block, 0));
+                for skip in [1, block - 1, block, block + 3, whole.len() as u64] {
+                    let rest = shard_events(Shard::interleaved(k, partitions, events, block, skip));
+                    assert_eq!(
+                        rest,
+                        whole[(skip as usize).min(whole.len())..],
+                        "{k} {skip}"
+                    );
+                }
+                all.extend(whole);
+            }
+            all.sort_unstable();
+            assert_eq!(all, (0..events).collect::<Vec<_>>());
+        }
+        assert_eq!(
+            shard_events(Shard::contiguous(3, 20)),
+            (3..20).collect::<Vec<_>>()
+        );
+    }
     use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::arrow::datatypes::{Int32Type, Int64Type, Schema, TimeUnit};
 
