@@ -181,18 +181,27 @@ async fn last_checkpoint(s: &mut Session, id: &str) -> u64 {
     panic!("job {id} is not in SHOW JOBS");
 }
 
-/// Starts `query` with checkpoints, waits until `checkpoints` checkpoints completed, and
-/// stops the job (a cancel, as when the process is stopped). Returns the job id.
+/// Starts `query` with checkpoints, waits until `checkpoints` checkpoints of this run completed
+/// (ids go on from a restored checkpoint's), and stops the job (a cancel, as when the process
+/// is stopped). Returns the job id.
 async fn run_and_stop(s: &mut Session, query: &str, checkpoints: u64) -> String {
     let id = job_id(&exec(s, query).await);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while last_checkpoint(s, &id).await < checkpoints {
+    let mut first = None;
+    loop {
+        let last = last_checkpoint(s, &id).await;
         if std::env::var_os("WEIR_DEBUG_CHECKPOINTS").is_some() {
-            eprintln!("checkpoint {}", last_checkpoint(s, &id).await);
+            eprintln!("checkpoint {last}");
+        }
+        if last > 0 {
+            let first = *first.get_or_insert(last);
+            if last + 1 >= first + checkpoints {
+                break;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint {checkpoints} within 60 s"
+            "no {checkpoints} checkpoints within 60 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -475,8 +484,9 @@ fn agg_ddl(path: &Path) -> String {
     )
 }
 
-/// `weir serve` on a free loopback port over `data`; returns the process and its address.
-fn start_server(data: &Path) -> (std::process::Child, String) {
+/// `weir serve` on a free loopback port over `data`; returns the process, its address, and a
+/// channel that gets a message each time the server has resumed its recorded jobs.
+fn start_server(data: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<()>) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--port", "0", "--data-dir"])
@@ -488,10 +498,14 @@ fn start_server(data: &Path) -> (std::process::Child, String) {
         .expect("start weir serve");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let (resumed_tx, resumed_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("resume") || line.contains("WARN") || line.contains("ERROR") {
+            if line.contains("WARN") || line.contains("ERROR") {
                 eprintln!("[weir serve] {line}");
+            }
+            if line.contains("resumed streaming jobs") {
+                let _ = resumed_tx.send(());
             }
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let uri = rest.split_whitespace().next().unwrap_or("");
@@ -502,62 +516,146 @@ fn start_server(data: &Path) -> (std::process::Child, String) {
     let addr = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("weir serve did not say where it listens");
-    (child, addr)
+    (child, addr, resumed_rx)
 }
 
-/// The status and resume count of every job recorded in `data` (`jobs/<id>.json`).
-fn recorded_statuses(data: &Path) -> Vec<(String, u64)> {
+/// The status and resume count of every job recorded in `data` (`jobs/<id>.json`), by job name.
+fn recorded_statuses(data: &Path) -> Vec<(String, String, u64)> {
     let Ok(entries) = std::fs::read_dir(data.join("jobs")) else {
         return Vec::new();
     };
-    entries
+    let mut jobs: Vec<(String, String, u64)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter_map(|p| std::fs::read(p).ok())
         .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .map(|v| {
             (
+                v["name"].as_str().unwrap_or("").to_string(),
                 v["status"].as_str().unwrap_or("").to_string(),
                 v["resumed"].as_u64().unwrap_or(0),
             )
         })
-        .collect()
+        .collect();
+    jobs.sort();
+    jobs
 }
 
-/// The kill test: a checkpointed job in `weir serve` over paced input, the server killed with
+/// A window deduplication: the highest bid of each auction in each window (append-only).
+const WINDOW_DEDUP: &str = "INSERT INTO out \
+    SELECT window_start, auction, price, bidder FROM ( \
+      SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, auction \
+        ORDER BY price DESC, bidder ASC, `dateTime` ASC) AS rn \
+      FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '200' MILLISECOND))) \
+    WHERE rn = 1";
+
+/// The append-only pipelines of the kill test: the sink table and the query (each written
+/// `INSERT INTO out`; see [`into`]).
+const APPEND_ONLY: [(&str, &str); 5] = [
+    ("out", WINDOWED),
+    ("ij", INTERVAL_JOIN),
+    ("wj", WINDOW_JOIN),
+    ("over", OVER),
+    ("dedup", WINDOW_DEDUP),
+];
+
+/// `insert` (`INSERT INTO out ...`) writing into `table` instead.
+fn into(insert: &str, table: &str) -> String {
+    insert.replacen("INSERT INTO out ", &format!("INSERT INTO {table} "), 1)
+}
+
+/// `CREATE TABLE` of an append-only output table `name` (json files) under `root`.
+fn out_ddl(name: &str, root: &Path) -> String {
+    format!(
+        "CREATE TABLE {name} ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', \
+         'format' = 'json')",
+        root.join(name).display()
+    )
+}
+
+/// The monitored directory of the kill test (CSV files `id,name`, read as they appear) and its
+/// updating aggregate, kept as debezium-json.
+fn watched_ddl(input: &Path, root: &Path) -> String {
+    format!(
+        "CREATE TABLE watched (id INT, name STRING) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'csv', 'csv.header' = 'true', \
+         'source.monitor-interval' = '50 ms'); \
+         CREATE TABLE per_key (k INT, n BIGINT, top INT) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'debezium-json')",
+        input.display(),
+        root.join("per_key").display()
+    )
+}
+
+const PER_KEY: &str =
+    "INSERT INTO per_key SELECT id % 37, COUNT(*), MAX(id) FROM watched GROUP BY id % 37";
+const PER_KEY_COLUMNS: &str = "k INT, n BIGINT, top INT";
+
+/// Every committed row of each table of the kill test under `root`.
+async fn kill_test_tables(root: &Path) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (table, _) in APPEND_ONLY {
+        out.push((
+            table.to_string(),
+            committed_table(&root.join(table), OUT_COLUMNS, "json").await,
+        ));
+    }
+    out.push((
+        "agg".to_string(),
+        committed_table(&root.join("agg"), AGG_COLUMNS, "debezium-json").await,
+    ));
+    out
+}
+
+/// The kill test: checkpointed jobs in `weir serve` over paced input, the server killed with
 /// SIGKILL at random moments (while processing, while a checkpoint is written, while files are
-/// committed) and started again on the same data directory each time; at the end of the input
-/// the committed output equals a run without kills. `WEIR_LONG_TESTS=1`: more kills, more input.
+/// committed), each time once it has resumed its jobs, and started again on the same data
+/// directory. The jobs: a statement set over the nexmark source with every append-only pipeline
+/// (window aggregate, interval join, window join, OVER, window deduplication) and an updating
+/// one (regular join under GROUP BY, as debezium-json); the window aggregate again in
+/// `AT_LEAST_ONCE` mode; and an updating aggregate over a monitored directory that gets a new
+/// file during the kills. At the end of the input the committed output equals that of runs
+/// without kills (`AT_LEAST_ONCE`: nothing missing). `WEIR_LONG_TESTS=1`: 40 kills over more
+/// input.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_resumes_its_job_exactly_once() {
     use arrow_flight::sql::client::FlightSqlServiceClient;
     use tonic::transport::Channel;
     let long = std::env::var("WEIR_LONG_TESTS").is_ok_and(|v| v == "1");
-    let (kills, events) = if long { (40, 200_000) } else { (20, 100_000) };
+    let (kills, events) = if long { (40, 300_000) } else { (20, 150_000) };
     let tmp = tempfile::tempdir().unwrap();
-    let expected = straight_run(WINDOWED, events, 2, &tmp.path().join("expected")).await;
-    let expected_agg = {
-        let path = tmp.path().join("expected_agg");
-        std::fs::create_dir_all(&path).unwrap();
-        let mut s = session(
-            events,
-            2,
-            &tmp.path().join("unused"),
-            &[("table.dml-sync", "true")],
+
+    // The expected output: the same statements run to the end without checkpoints.
+    let expected = {
+        let root = tmp.path().join("expected");
+        // The session has table `out` already.
+        let mut s = session(events, 2, &root.join("out"), &[("table.dml-sync", "true")]).await;
+        let mut inserts = Vec::new();
+        for (table, insert) in APPEND_ONLY {
+            if table != "out" {
+                exec(&mut s, &out_ddl(table, &root)).await;
+            }
+            inserts.push(into(insert, table));
+        }
+        exec(&mut s, &agg_ddl(&root.join("agg"))).await;
+        inserts.push(UPDATING.to_string());
+        exec(
+            &mut s,
+            &format!("EXECUTE STATEMENT SET BEGIN {}; END", inserts.join("; ")),
         )
         .await;
-        exec(&mut s, &agg_ddl(&path)).await;
-        exec(&mut s, UPDATING).await;
-        committed_table(&path, AGG_COLUMNS, "debezium-json").await
+        kill_test_tables(&root).await
     };
-    assert!(expected_agg.len() > 100, "{}", expected_agg.len());
+    for (table, rows) in &expected {
+        assert!(rows.len() > 50, "{table}: {} rows", rows.len());
+    }
 
     let data = tmp.path().join("data");
-    let out = tmp.path().join("out");
-    let agg = tmp.path().join("agg");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::create_dir_all(&agg).unwrap();
-    let (mut server, addr) = start_server(&data);
+    let root = tmp.path().join("run");
+    let input = tmp.path().join("watched");
+    std::fs::create_dir_all(&input).unwrap();
+    add_file(&input, "f-000.csv", 0..2000);
+    let (mut server, addr, mut resumed) = start_server(&data);
     {
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
@@ -565,19 +663,42 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
             .await
             .unwrap();
         let mut client = FlightSqlServiceClient::new(channel);
-        let setup = [
+        let mut setup = vec![
             "SET 'execution.runtime-mode' = 'streaming'".to_string(),
             "SET 'parallelism.default' = '2'".to_string(),
             "SET 'execution.checkpointing.interval' = '100 ms'".to_string(),
             nexmark_ddl(events),
-            format!(
-                "CREATE TABLE out ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', \
-                 'path' = '{}', 'format' = 'json')",
-                out.display()
-            ),
-            agg_ddl(&agg),
-            format!("EXECUTE STATEMENT SET BEGIN {WINDOWED}; {UPDATING}; END"),
         ];
+        let views = std::fs::read_to_string(manifest_dir().join("sql-tests/nexmark/ddl_views.sql"))
+            .expect("ddl_views.sql")
+            .replace("${NEXMARK_TABLE}", "datagen");
+        setup.extend(
+            views
+                .split(';')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+        );
+        let mut inserts = Vec::new();
+        for (table, insert) in APPEND_ONLY {
+            setup.push(out_ddl(table, &root));
+            inserts.push(into(insert, table));
+        }
+        setup.push(agg_ddl(&root.join("agg")));
+        inserts.push(UPDATING.to_string());
+        setup.push(format!(
+            "EXECUTE STATEMENT SET BEGIN {}; END",
+            inserts.join("; ")
+        ));
+        // The window aggregate again, at least once, into its own table.
+        setup.push(out_ddl("alo", &root));
+        setup.push("SET 'execution.checkpointing.mode' = 'AT_LEAST_ONCE'".to_string());
+        setup.push(into(WINDOWED, "alo"));
+        setup.push("SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE'".to_string());
+        for sql in watched_ddl(&input, &root).split("; ") {
+            setup.push(sql.to_string());
+        }
+        setup.push(PER_KEY.to_string());
         for sql in setup {
             client
                 .execute_update(sql.clone(), None)
@@ -597,42 +718,160 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
         rng ^= rng << 17;
         rng % n
     };
-    for _ in 0..kills {
+    let mut files = 1;
+    for kill in 0..kills {
+        if kill > 0 {
+            // Kill only a server that runs the jobs again.
+            resumed
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the restarted server did not resume its jobs within 60 s");
+        }
+        let statuses = recorded_statuses(&data);
+        assert!(
+            statuses.iter().all(|(_, status, _)| status == "RUNNING"),
+            "the input ended after {kill} of {kills} kills: {statuses:?}"
+        );
+        if kill % 4 == 3 {
+            add_file(
+                &input,
+                &format!("f-{files:03}.csv"),
+                (files * 2000)..(files * 2000 + 2000),
+            );
+            files += 1;
+        }
         tokio::time::sleep(Duration::from_millis(150 + next(500))).await;
         server.kill().unwrap();
         server.wait().unwrap();
-        (server, _) = start_server(&data);
+        (server, _, resumed) = start_server(&data);
     }
+    add_file(
+        &input,
+        &format!("f-{files:03}.csv"),
+        (files * 2000)..(files * 2000 + 2000),
+    );
+    files += 1;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let statuses = recorded_statuses(&data);
-        assert_eq!(statuses.len(), 1, "{statuses:?}");
-        match statuses[0].0.as_str() {
-            "FINISHED" => {
-                // Most kills hit the running job (the input lasts longer than the kills).
-                let resumed = statuses[0].1;
-                eprintln!("the job was resumed {resumed} times");
-                assert!(resumed >= kills / 2, "resumed only {resumed} times");
-                break;
+        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        // The nexmark jobs end with their input; the monitored directory's job runs on.
+        let ended: Vec<&(String, String, u64)> = statuses
+            .iter()
+            .filter(|(_, status, _)| status != "RUNNING")
+            .collect();
+        if ended.len() == 2 {
+            for (name, status, resumed) in &ended {
+                assert_eq!(status, "FINISHED", "{name}");
+                assert!(
+                    *resumed >= kills as u64,
+                    "{name} was resumed only {resumed} times after {kills} kills"
+                );
             }
-            "RUNNING" => {}
-            other => panic!("the job ended {other}"),
+            break;
         }
         assert!(
+            ended.iter().all(|(_, status, _)| status == "FINISHED"),
+            "{statuses:?}"
+        );
+        assert!(
             Instant::now() < deadline,
-            "the job did not finish within 300 s"
+            "the jobs did not finish within 300 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    for (table, rows) in kill_test_tables(&root).await {
+        let want = &expected.iter().find(|(t, _)| *t == table).unwrap().1;
+        assert_eq!(rows.len(), want.len(), "{table}: rows after {kills} kills");
+        assert_eq!(&rows, want, "{table} after {kills} kills");
+    }
+    // At least once: every input row counts at least once, so every window and auction of the
+    // exact result is there, with at least its count and its maximum (some may be emitted
+    // twice, or count a replayed bid twice).
+    let alo = committed_table(&root.join("alo"), OUT_COLUMNS, "json").await;
+    let want = &expected.iter().find(|(t, _)| t == "out").unwrap().1;
+    let split = |row: &String| -> (String, String, i64, i64) {
+        let f: Vec<&str> = row.split(" | ").collect();
+        (
+            f[0].to_string(),
+            f[1].to_string(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+        )
+    };
+    let mut got: std::collections::HashMap<(String, String), (i64, i64)> = Default::default();
+    for row in &alo {
+        let (w, a, n, top) = split(row);
+        let e = got.entry((w, a)).or_insert((0, i64::MIN));
+        *e = (e.0.max(n), e.1.max(top));
+    }
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|row| {
+            let (w, a, n, top) = split(row);
+            got.get(&(w, a)).is_none_or(|(gn, gt)| *gn < n || *gt < top)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "at least once lost {} of {} windows, e.g. {:?}",
+        missing.len(),
+        want.len(),
+        missing.first()
+    );
+    // The monitored directory: once every file is read, the aggregate's changelog applied is
+    // the batch result over all files.
+    let per_key_expected = {
+        let mut s = Session::open(SessionOptions::default()).await.unwrap();
+        exec(&mut s, "SET 'execution.runtime-mode' = 'batch'").await;
+        // The same directory, bounded (no monitoring).
+        let ddl = watched_ddl(&input, &tmp.path().join("batch"))
+            .replace(", 'source.monitor-interval' = '50 ms'", "");
+        s.execute_sql(&ddl).await.unwrap();
+        let StatementResult::Rows(r) = exec(
+            &mut s,
+            "SELECT id % 37, COUNT(*), MAX(id) FROM watched GROUP BY id % 37",
+        )
+        .await
+        else {
+            panic!("rows expected");
+        };
+        let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for b in &batches {
+            let f: Vec<_> = b
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .collect();
+            for i in 0..b.num_rows() {
+                rows.push(
+                    f.iter()
+                        .map(|f| f.value(i).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                );
+            }
+        }
+        rows.sort();
+        rows
+    };
+    assert_eq!(per_key_expected.len(), 37);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = committed_table(&root.join("per_key"), PER_KEY_COLUMNS, "debezium-json").await;
+        if got == per_key_expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the monitored directory's aggregate after {files} files and {kills} kills: \
+             {got:?}, expected {per_key_expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.kill().unwrap();
     server.wait().unwrap();
-    let got = committed(&out).await;
-    assert_eq!(got.len(), expected.len(), "row count after {kills} kills");
-    assert_eq!(got, expected);
-    // The updating pipeline's changelog, applied, is the uninterrupted run's result.
-    let got = committed_table(&agg, AGG_COLUMNS, "debezium-json").await;
-    assert_eq!(got.len(), expected_agg.len(), "groups after {kills} kills");
-    assert_eq!(got, expected_agg);
 }
 
 /// The path in `STOP JOB`'s answer (`Savepoint completed. Path: <path>`).
@@ -1006,4 +1245,218 @@ async fn a_restart_strategy_restarts_a_job_whose_source_fails() {
     expected.sort();
     assert_eq!(rows.len(), 1000);
     assert_eq!(rows, expected);
+}
+
+/// The text of an `EXPLAIN`'s rows.
+async fn explain(s: &mut Session, query: &str) -> String {
+    let StatementResult::Rows(r) = exec(s, &format!("EXPLAIN {query}")).await else {
+        panic!("rows expected");
+    };
+    let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+    let mut text = String::new();
+    for b in &batches {
+        for c in b.columns() {
+            let f = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap();
+            for i in 0..b.num_rows() {
+                text.push_str(&f.value(i).to_string());
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+/// Input of the rescaling tests: 6 s at 10,000 events a second, so each step but the last stops
+/// mid-way.
+const CHAIN_EVENTS: u64 = 60_000;
+
+/// Runs `query` (after `setup`) with checkpoints at each parallelism of `chain` in turn: each
+/// run but the last is stopped after a few checkpoints and the next restores from it; the last
+/// runs to the end. The committed output equals a run never stopped (`expected`, with `read`
+/// reading what is committed).
+async fn rescale_chain(
+    query: &str,
+    setup: &dyn Fn(&Path) -> Vec<String>,
+    chain: &[usize],
+    read: &dyn Fn(PathBuf) -> futures::future::BoxFuture<'static, Vec<String>>,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = {
+        let root = tmp.path().join("expected");
+        let mut s = session(
+            CHAIN_EVENTS,
+            chain[0],
+            &root.join("out"),
+            &[("table.dml-sync", "true")],
+        )
+        .await;
+        for sql in setup(&root) {
+            exec(&mut s, &sql).await;
+        }
+        exec(&mut s, query).await;
+        read(root).await
+    };
+    assert!(expected.len() > 100, "{}", expected.len());
+    let root = tmp.path().join("run");
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    let mut savepoint: Option<String> = None;
+    let mut seen = 0;
+    for (step, &parallelism) in chain.iter().enumerate() {
+        let last = step + 1 == chain.len();
+        let mut settings = vec![
+            ("execution.checkpointing.interval", "200 ms".to_string()),
+            ("execution.checkpointing.dir", dir.clone()),
+        ];
+        if last {
+            settings.push(("table.dml-sync", "true".to_string()));
+        }
+        if let Some(path) = &savepoint {
+            settings.push(("execution.savepoint.path", path.clone()));
+        }
+        let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut s = session(CHAIN_EVENTS, parallelism, &root.join("out"), &settings).await;
+        for sql in setup(&root) {
+            exec(&mut s, &sql).await;
+        }
+        if step > 0 && query.starts_with("INSERT") {
+            // The plan says which operators change parallelism.
+            let text = explain(&mut s, query).await;
+            assert!(
+                text.contains(&format!(
+                    "(parallelism {} -> {parallelism})",
+                    chain[step - 1]
+                )),
+                "{text}"
+            );
+        }
+        if last {
+            exec(&mut s, query).await;
+        } else {
+            let id = run_and_stop(&mut s, query, 3).await;
+            savepoint = Some(format!("{dir}/{id}"));
+            let partial = read(root.clone()).await;
+            assert!(
+                partial.len() >= seen && partial.len() < expected.len(),
+                "step {step}: {} rows committed ({seen} before, {} in all)",
+                partial.len(),
+                expected.len()
+            );
+            seen = partial.len();
+        }
+    }
+    let got = read(root).await;
+    assert_eq!(got.len(), expected.len(), "rows after rescaling {chain:?}");
+    assert_eq!(got, expected, "rescaling {chain:?}");
+}
+
+fn no_setup(_: &Path) -> Vec<String> {
+    Vec::new()
+}
+
+fn read_out(root: PathBuf) -> futures::future::BoxFuture<'static, Vec<String>> {
+    Box::pin(async move { committed(&root.join("out")).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescaling_1_2_1_window_aggregate_and_updating_join() {
+    // A statement set: the window aggregate into json, a regular join under a GROUP BY into
+    // debezium-json (keyed state of both kinds, two sinks).
+    let set = format!("EXECUTE STATEMENT SET BEGIN {WINDOWED}; {UPDATING}; END");
+    let setup = |root: &Path| vec![agg_ddl(&root.join("agg"))];
+    let read = |root: PathBuf| -> futures::future::BoxFuture<'static, Vec<String>> {
+        Box::pin(async move {
+            let mut rows = committed(&root.join("out")).await;
+            rows.extend(committed_table(&root.join("agg"), AGG_COLUMNS, "debezium-json").await);
+            rows
+        })
+    };
+    rescale_chain(&set, &setup, &[1, 2, 1], &read).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescaling_2_1_2_interval_join() {
+    rescale_chain(INTERVAL_JOIN, &no_setup, &[2, 1, 2], &read_out).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescaling_1_2_1_over_and_window_join() {
+    rescale_chain(OVER, &no_setup, &[1, 2, 1], &read_out).await;
+    rescale_chain(WINDOW_JOIN, &no_setup, &[2, 1, 2], &read_out).await;
+}
+
+/// The bids of each window, through a view whose `price` column has type `price_type`.
+fn prices_view(price_type: &str) -> String {
+    format!(
+        "CREATE VIEW prices AS SELECT window_start, window_end, bid.auction AS auction, \
+         CAST(bid.price AS {price_type}) AS price \
+         FROM TABLE(TUMBLE(TABLE datagen, DESCRIPTOR(`dateTime`), INTERVAL '200' MILLISECOND)) \
+         WHERE event_type = 2"
+    )
+}
+
+const FROM_PRICES: &str = "INSERT INTO out \
+    SELECT window_start, auction, COUNT(*), CAST(MAX(price) AS BIGINT) FROM prices \
+    GROUP BY window_start, window_end, auction";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_into_a_query_whose_types_changed_reports_incompatible_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    let mut s = session(
+        EVENTS,
+        1,
+        &tmp.path().join("out"),
+        &[
+            ("execution.checkpointing.interval", "1 h"),
+            ("execution.checkpointing.dir", &dir),
+        ],
+    )
+    .await;
+    exec(&mut s, &prices_view("BIGINT")).await;
+    let id = job_id(&exec(&mut s, FROM_PRICES).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let path = savepoint_path(&exec(&mut s, &format!("STOP JOB '{id}' WITH SAVEPOINT")).await);
+
+    // The same query over prices of another type: the window aggregate keeps its id, but its
+    // accumulators (MAX over DOUBLE, not BIGINT) do not fit the state.
+    let mut s = session(
+        EVENTS,
+        1,
+        &tmp.path().join("out2"),
+        &[
+            ("table.dml-sync", "true"),
+            ("execution.savepoint.path", &path),
+            ("execution.savepoint.ignore-unclaimed-state", "true"),
+        ],
+    )
+    .await;
+    exec(&mut s, &prices_view("DOUBLE")).await;
+    let text = explain(&mut s, FROM_PRICES).await;
+    assert!(text.contains("incompatible: WindowAggregate"), "{text}");
+    assert!(text.contains("Float64"), "{text}");
+    assert!(text.contains("refused: state does not fit"), "{text}");
+    assert!(!text.contains("starts empty: WindowAggregate"), "{text}");
+    // Starting it is refused before any task runs (ignoring unclaimed state does not help).
+    let err = s.execute_sql(FROM_PRICES).await.err().expect("refused");
+    let message = err.to_string();
+    assert!(message.contains("does not fit this query"), "{message}");
+    assert!(message.contains("WindowAggregate"), "{message}");
+    assert!(
+        committed(&tmp.path().join("out2")).await.is_empty(),
+        "nothing was written"
+    );
+
+    // The unchanged query restores (everything compatible, nothing refused).
+    let mut s = session(
+        EVENTS,
+        1,
+        &tmp.path().join("out3"),
+        &[("execution.savepoint.path", &path)],
+    )
+    .await;
+    exec(&mut s, &prices_view("BIGINT")).await;
+    let text = explain(&mut s, FROM_PRICES).await;
+    assert!(text.contains("restored: WindowAggregate"), "{text}");
+    assert!(!text.contains("incompatible"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
 }

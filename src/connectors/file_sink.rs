@@ -773,28 +773,37 @@ impl StreamingFileWriter {
     /// Starts from a complete checkpoint's state: deletes this writer's files written after it
     /// (in progress, or made visible by a later checkpoint that is not the one restored),
     /// commits its pending files (those an earlier run committed already stay), and continues
-    /// its file numbering.
-    pub(crate) fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
-            return Ok(());
-        }
-        let state: WriterState = serde_json::from_slice(state).map_err(|e| {
-            Error::external(format!(
-                "corrupt checkpoint state of the file sink of table `{}`: {e}",
-                self.sink.table
-            ))
-        })?;
-        self.job = state.job;
-        self.writers.clear();
-        let mut next = HashMap::new();
-        for (dir, n) in state.dirs {
-            self.writer_for(&dir).next = n;
-            next.insert(normal(&self.sink.config.path.join(&dir)), n);
-        }
-        let root = self.sink.config.path.clone();
-        remove_newer(&root, &format!("part-{}-", self.job), &next)?;
-        for (_, files) in &state.pending {
-            self.files += publish_again(files)?;
+    /// its file numbering. After a change of parallelism an instance gets several old writers'
+    /// states (or none): it settles each and continues as the first.
+    pub(crate) fn restore(&mut self, states: &[&[u8]]) -> Result<()> {
+        let mut first = true;
+        for state in states {
+            if state.is_empty() {
+                continue;
+            }
+            let state: WriterState = serde_json::from_slice(state).map_err(|e| {
+                Error::external(format!(
+                    "corrupt checkpoint state of the file sink of table `{}`: {e}",
+                    self.sink.table
+                ))
+            })?;
+            let mut next = HashMap::new();
+            if first {
+                self.job = state.job.clone();
+                self.writers.clear();
+            }
+            for (dir, n) in state.dirs {
+                if first {
+                    self.writer_for(&dir).next = n;
+                }
+                next.insert(normal(&self.sink.config.path.join(&dir)), n);
+            }
+            first = false;
+            let root = self.sink.config.path.clone();
+            remove_newer(&root, &format!("part-{}-", state.job), &next)?;
+            for (_, files) in &state.pending {
+                self.files += publish_again(files)?;
+            }
         }
         Ok(())
     }

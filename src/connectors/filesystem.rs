@@ -830,7 +830,6 @@ impl SplitDiscovery for MonitorDiscovery {
         let session = self.session.clone();
         let projection = self.projection.clone();
         let interval = self.interval;
-        let parallelism = parallelism.max(1) as u64;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
             let mut seen: std::collections::HashSet<PathBuf> =
@@ -844,7 +843,8 @@ impl SplitDiscovery for MonitorDiscovery {
                     }
                 };
                 for file in files {
-                    if fnv1a(file.to_string_lossy().as_bytes()) % parallelism != instance as u64
+                    if crate::stream::source::split_owner(&file.to_string_lossy(), parallelism)
+                        != instance
                         || !seen.insert(file.clone())
                     {
                         continue;
@@ -886,13 +886,6 @@ impl SplitDiscovery for MonitorDiscovery {
         .flatten()
         .boxed()
     }
-}
-
-/// FNV-1a: a hash that is the same in every process and version (unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Lists the table's directory every `interval` and sends the rows of each new file, until the

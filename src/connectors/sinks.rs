@@ -345,11 +345,13 @@ pub trait StreamWriter: Send {
 
     /// Starts from a snapshot of a complete checkpoint: commits the output pending in it
     /// (idempotently: what an earlier run committed already stays as it is) and discards
-    /// output written after it.
+    /// output written after it. `states` holds one state per old writer: one, or, when the job
+    /// restarts with another parallelism, the states of several old instances (or none): the
+    /// writer settles each of them and continues from the first.
     ///
     /// # Errors
     /// `External` for a corrupt state or a pending file that is gone; I/O errors.
-    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+    fn restore(&mut self, _states: &[&[u8]]) -> Result<()> {
         Ok(())
     }
 }
@@ -526,7 +528,7 @@ impl StreamWriter for FileStreamWriter {
         self.0.commit(checkpoint)
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<()> {
-        self.0.restore(state)
+    fn restore(&mut self, states: &[&[u8]]) -> Result<()> {
+        self.0.restore(states)
     }
 }

@@ -48,14 +48,19 @@ impl Session {
         };
         let mut warnings = Vec::new();
         let loaded = load_savepoint(&path, &mut warnings).await?;
-        let (_, plan) = restore::match_state(graph, &loaded, true)?;
+        let (_, plan) = restore::plan_restore(graph, &loaded)?;
         let mut lines = vec![format!(
             "from {} (checkpoint {})",
             loaded.location, loaded.manifest.checkpoint
         )];
         lines.extend(warnings);
         lines.extend(plan.lines());
-        if !plan.dropped.is_empty()
+        if !plan.incompatible.is_empty() {
+            lines.push(
+                "refused: state does not fit the changed query (see incompatible above)"
+                    .to_string(),
+            );
+        } else if !plan.dropped.is_empty()
             && self
                 .option("execution.savepoint.ignore-unclaimed-state")
                 .is_none_or(|v| !v.eq_ignore_ascii_case("true"))

@@ -73,6 +73,12 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
                 .map(|_| ())
                 .map_err(|e| e.context(format!("in '{key}'")))
         }
+        "pipeline.max-parallelism" => match value.parse::<usize>() {
+            Ok(n) if (1..=32768).contains(&n) => Ok(()),
+            _ => Err(Error::invalid(format!(
+                "'{key}' must be an integer from 1 to 32768, got '{value}'"
+            ))),
+        },
         "parallelism.default" | "weir.stream.channel-capacity" => match value.parse::<usize>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(Error::invalid(format!(

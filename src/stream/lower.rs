@@ -90,12 +90,42 @@ pub struct Lowered {
 pub struct Lowering<'a> {
     pub graph: StreamGraph,
     pub state: &'a SessionState,
+    /// `state` with [`SOURCE_SPLITS`] target partitions: the one table scans are planned with.
+    scan_state: SessionState,
     pub parallelism: usize,
     /// Watermark alignment groups of this job, by name.
     pub groups: super::source::AlignmentGroups,
 }
 
+/// How many splits a generator (`nexmark`, `datagen`) cuts its rows into in streaming mode:
+/// the scans are planned with this many target partitions, whatever the job's parallelism, so
+/// split `k` is the same rows at every parallelism and a job can restore from a checkpoint at
+/// another parallelism. (File scans are cut by file or byte range: see
+/// [`super::source::SplitLayout`].)
+pub const SOURCE_SPLITS: usize = 4;
+
 impl<'a> Lowering<'a> {
+    pub fn new(
+        state: &'a SessionState,
+        settings: super::operator::StreamSettings,
+        parallelism: usize,
+    ) -> Lowering<'a> {
+        let config = state.config().clone().with_target_partitions(SOURCE_SPLITS);
+        let scan_state =
+            datafusion::execution::session_state::SessionStateBuilder::new_from_existing(
+                state.clone(),
+            )
+            .with_config(config)
+            .build();
+        Lowering {
+            graph: StreamGraph::new(settings),
+            state,
+            scan_state,
+            parallelism,
+            groups: Default::default(),
+        }
+    }
+
     /// A DataFusion physical expression for `expr` over `schema`.
     pub fn physical_expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         Ok(self.state.create_physical_expr(expr.clone(), schema)?)
@@ -272,9 +302,13 @@ impl<'a> Lowering<'a> {
                 };
                 let physical = match changelog {
                     Some(plan) => plan,
-                    None => self.state.create_physical_plan(plan).await.map_err(|e| {
-                        Error::from(e).context(format!("while opening table `{name}`"))
-                    })?,
+                    None => self
+                        .scan_state
+                        .create_physical_plan(plan)
+                        .await
+                        .map_err(|e| {
+                            Error::from(e).context(format!("while opening table `{name}`"))
+                        })?,
                 };
                 let fields: Vec<String> = scan
                     .projected_schema

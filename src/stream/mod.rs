@@ -69,12 +69,7 @@ pub async fn plan_select(
 ) -> Result<PlannedSelect> {
     let parallelism = settings.parallelism.max(1);
     let capacity = settings.channel_capacity.max(1);
-    let mut l = Lowering {
-        graph: StreamGraph::new(settings),
-        state,
-        parallelism,
-        groups: Default::default(),
-    };
+    let mut l = Lowering::new(state, settings, parallelism);
     let root = l.lower(plan).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let (tx, rx) = mpsc::channel(capacity);
@@ -118,12 +113,7 @@ pub async fn plan_inserts(
     late: Option<&LateRowsTable>,
 ) -> Result<(StreamGraph, bool)> {
     let parallelism = settings.parallelism.max(1);
-    let mut l = Lowering {
-        graph: StreamGraph::new(settings),
-        state,
-        parallelism,
-        groups: Default::default(),
-    };
+    let mut l = Lowering::new(state, settings, parallelism);
     let mut bounded = true;
     for plan in plans {
         let LogicalPlan::Dml(dml) = plan else {
@@ -188,7 +178,21 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
                 Error::invalid(format!("bad 'weir.testing.perturbation-seed' '{v}'"))
             })?),
         };
+    let max_parallelism = match options.get("pipeline.max-parallelism") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=32768).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "bad 'pipeline.max-parallelism' '{v}': expected an integer from 1 to 32768"
+                    ))
+                })?,
+        ),
+    };
     Ok(StreamSettings {
+        max_parallelism,
         state_ttl: duration("table.exec.state.ttl")?,
         idle_timeout: duration("table.exec.source.idle-timeout")?,
         channel_capacity,

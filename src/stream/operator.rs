@@ -163,6 +163,9 @@ pub struct StreamSettings {
     /// splits and channels are polled, and yields between operators, from this seed. Final
     /// results must not change.
     pub perturbation_seed: Option<u64>,
+    /// `'pipeline.max-parallelism'`: the number of key groups (unset: see
+    /// [`super::state::default_max_parallelism`]; a restore keeps the checkpoint's).
+    pub max_parallelism: Option<usize>,
 }
 
 /// Where late rows go when `'weir.stream.late-rows-table'` is set: batches of the late-rows

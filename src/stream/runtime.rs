@@ -29,7 +29,7 @@ use super::operator::{
     LateRowsRoute, NodeCounters, Operator, OperatorContext, Output, StreamSettings,
 };
 use super::source::{SourceNode, mix};
-use super::state::{KeyEncoder, key_hash};
+use super::state::{KeyEncoder, instance_for_key};
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -406,6 +406,9 @@ type InChannel = (usize, mpsc::Receiver<Message>);
 /// Where one instance sends its output: per outgoing edge, the senders by consumer instance.
 pub(crate) struct Emitter {
     edges: Vec<OutEdge>,
+    /// Key groups of the job (`'pipeline.max-parallelism'`): hash exchanges route a key to the
+    /// instance owning its key group (see [`crate::stream::state::instance_for_key`]).
+    max_parallelism: usize,
 }
 
 impl Emitter {
@@ -414,6 +417,7 @@ impl Emitter {
     pub(crate) fn to_channel(sender: Sender) -> Emitter {
         Emitter {
             edges: vec![(Partitioning::Forward, None, vec![sender])],
+            max_parallelism: 128,
         }
     }
 
@@ -428,7 +432,8 @@ impl Emitter {
                     let rows = encoder.encode(&keys)?;
                     let mut parts: Vec<Vec<u32>> = vec![Vec::new(); senders.len()];
                     for (i, row) in rows.iter().enumerate() {
-                        let target = (key_hash(row.as_ref()) % senders.len() as u64) as usize;
+                        let target =
+                            instance_for_key(row.as_ref(), self.max_parallelism, senders.len());
                         parts[target].push(i as u32);
                     }
                     for (target, idx) in parts.into_iter().enumerate() {
@@ -483,6 +488,30 @@ pub fn launch(graph: StreamGraph) -> Result<RunningJob> {
 /// # Errors
 /// As [`launch`].
 #[allow(clippy::needless_range_loop)]
+/// The job's number of key groups: the restored checkpoint's (a restore keeps it), else
+/// `'pipeline.max-parallelism'`, else [`super::state::default_max_parallelism`].
+///
+/// # Errors
+/// `Invalid` when an operator's parallelism exceeds it.
+fn max_parallelism(graph: &StreamGraph, restored: Option<usize>) -> Result<usize> {
+    let widest = graph.nodes.iter().map(|n| n.parallelism).max().unwrap_or(1);
+    let max = restored
+        .or(graph.settings.max_parallelism)
+        .unwrap_or_else(|| super::state::default_max_parallelism(widest));
+    if widest > max {
+        return Err(Error::invalid(format!(
+            "parallelism {widest} exceeds the job's maximum parallelism {max} \
+             ('pipeline.max-parallelism'{})",
+            if restored.is_some() {
+                ", kept from the checkpoint it restores"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(max)
+}
+
 pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
     let capacity = graph.settings.channel_capacity.max(1);
     let n = graph.nodes.len();
@@ -516,9 +545,9 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
                     }
                 }
                 Partitioning::Single => {
-                    for i in 0..pp {
+                    for out in outgoing[edge.from].iter_mut().take(pp) {
                         let (tx, rx) = mpsc::channel(capacity);
-                        outgoing[edge.from][i].push((Partitioning::Single, None, vec![tx]));
+                        out.push((Partitioning::Single, None, vec![tx]));
                         incoming[consumer][0].push((input, rx));
                     }
                 }
@@ -527,19 +556,19 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
                         .iter()
                         .map(|c| producer.schema.field(*c).data_type().clone())
                         .collect();
-                    for i in 0..pp {
+                    for out in outgoing[edge.from].iter_mut().take(pp) {
                         let mut senders = Vec::with_capacity(cp);
-                        for j in 0..cp {
+                        for inputs in incoming[consumer].iter_mut().take(cp) {
                             let (tx, rx) = mpsc::channel(capacity);
                             senders.push(tx);
-                            incoming[consumer][j].push((input, rx));
+                            inputs.push((input, rx));
                         }
                         let encoder = if cp > 1 {
                             Some(KeyEncoder::new(&types)?)
                         } else {
                             None
                         };
-                        outgoing[edge.from][i].push((edge.partitioning.clone(), encoder, senders));
+                        out.push((edge.partitioning.clone(), encoder, senders));
                     }
                 }
             }
@@ -559,6 +588,13 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
         .and_then(|c| c.restored.as_ref())
         .map(|r| r.tasks.clone())
         .unwrap_or_default();
+    let max_parallelism = max_parallelism(
+        &graph,
+        checkpointing
+            .as_ref()
+            .and_then(|c| c.restored.as_ref())
+            .map(|r| r.max_parallelism),
+    )?;
     let mut stats = None;
     let mut savepoints = None;
     let sink_tasks: usize = graph
@@ -609,6 +645,7 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
                     .enumerate()
                     .map(|(i, n)| (uids[i].clone(), n.name.clone(), n.parallelism))
                     .collect(),
+                max_parallelism,
                 sources: graph
                     .nodes
                     .iter()
@@ -635,6 +672,7 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
         for instance in (0..node.parallelism).rev() {
             let emitter = Emitter {
                 edges: std::mem::take(&mut outgoing[id][instance]),
+                max_parallelism,
             };
             let inputs = std::mem::take(&mut incoming[id][instance]);
             let ctx = OperatorContext {
@@ -751,7 +789,7 @@ enum Wake {
 
 /// The runtime's own part of a task's snapshot: the merged watermark it acted on and the one it
 /// sent downstream (table `_runtime`).
-const RUNTIME_TABLE: &str = "_runtime";
+pub(crate) const RUNTIME_TABLE: &str = "_runtime";
 
 pub(crate) fn put_runtime(snapshot: &mut StateSnapshot, current: i64, sent: i64) -> Result<()> {
     use datafusion::arrow::array::Int64Array;

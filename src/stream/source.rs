@@ -443,7 +443,8 @@ pub(crate) async fn run_source(
     let now = Instant::now();
     let ((positions, named), restored_sent) = match &restored {
         Some((snapshot, _)) => (
-            read_positions(snapshot).map_err(|e| e.context(format!("restoring {}", ctx.uid)))?,
+            read_positions(snapshot, node.factory.splits())
+                .map_err(|e| e.context(format!("restoring {}", ctx.uid)))?,
             super::runtime::get_runtime(snapshot)?.1,
         ),
         None => ((HashMap::new(), Vec::new()), i64::MIN),
@@ -717,7 +718,8 @@ pub(crate) async fn run_source(
             Event::Aligned => {}
             Event::Trigger(id) => {
                 if let Some(h) = hooks.as_ref() {
-                    let snapshot = snapshot_positions(&splits, marks.sent_watermark)?;
+                    let snapshot =
+                        snapshot_positions(&splits, node.factory.splits(), marks.sent_watermark)?;
                     super::runtime::ack(h, &ctx, id, &snapshot)?;
                     emitter.control(Message::Barrier(id)).await?;
                 }
@@ -731,7 +733,7 @@ pub(crate) async fn run_source(
         a.group.set(m, i64::MAX);
     }
     if let Some(h) = hooks.as_ref() {
-        let snapshot = snapshot_positions(&splits, marks.sent_watermark)?;
+        let snapshot = snapshot_positions(&splits, node.factory.splits(), marks.sent_watermark)?;
         super::runtime::ack(h, &ctx, FINAL, &snapshot)?;
     }
     emitter.control(Message::End).await
@@ -759,7 +761,72 @@ impl Default for Position {
 type Positions = (HashMap<usize, Position>, Vec<(String, Position)>);
 
 /// The table of split positions in a source's snapshot.
-const SPLITS_TABLE: &str = "splits";
+pub(crate) const SPLITS_TABLE: &str = "splits";
+/// Schema metadata of the `splits` table: how many numbered splits the source had (a restore
+/// refuses positions of another split layout).
+const SPLIT_COUNT: &str = "weir.source.splits";
+
+/// The instance (of `parallelism`) that reads the split found while running with name `name`
+/// (discovery assigns by name, so every instance agrees without talking to the others).
+pub fn split_owner(name: &str, parallelism: usize) -> usize {
+    (super::checkpoint::fnv1a(name.as_bytes()) % parallelism.max(1) as u64) as usize
+}
+
+/// Rescaling: the split positions instance `instance` of `parallelism` reads, out of every old
+/// instance's `splits` table (split `k` goes to instance `k % parallelism`, a named split to
+/// [`split_owner`]). `None` when it reads none of them.
+///
+/// # Errors
+/// `External` for a corrupt table.
+pub(crate) fn rescale_positions(
+    tables: &[&RecordBatch],
+    instance: usize,
+    parallelism: usize,
+) -> Result<Option<RecordBatch>> {
+    let mut parts = Vec::new();
+    for t in tables {
+        if t.schema().fields() != positions_schema().fields() {
+            return Err(Error::invalid(
+                "incompatible state: the source's `splits` table has other columns",
+            ));
+        }
+        let corrupt =
+            || Error::external("corrupt checkpoint state: bad `splits` table of a source");
+        let split = t
+            .column(0)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(corrupt)?;
+        let name = t
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(corrupt)?;
+        let mask: BooleanArray = (0..t.num_rows())
+            .map(|i| {
+                Some(if split.is_valid(i) {
+                    split.value(i) as usize % parallelism.max(1) == instance
+                } else {
+                    name.is_valid(i) && split_owner(name.value(i), parallelism) == instance
+                })
+            })
+            .collect();
+        let rows = datafusion::arrow::compute::filter_record_batch(t, &mask)?;
+        if rows.num_rows() > 0 {
+            parts.push(rows);
+        }
+    }
+    let Some(first) = tables.first() else {
+        return Ok(None);
+    };
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(datafusion::arrow::compute::concat_batches(
+        &first.schema(),
+        &parts,
+    )?))
+}
 
 fn positions_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -773,10 +840,19 @@ fn positions_schema() -> SchemaRef {
 
 /// A source instance's snapshot: one row per split it owns (by number, or by name for splits
 /// found while running: rows read, watermark, finished), and the watermark it sent.
-fn snapshot_positions(splits: &[Split], sent_watermark: i64) -> Result<StateSnapshot> {
+fn snapshot_positions(
+    splits: &[Split],
+    count: usize,
+    sent_watermark: i64,
+) -> Result<StateSnapshot> {
     let owned: Vec<&Split> = splits.iter().collect();
+    let schema = positions_schema().as_ref().clone().with_metadata(
+        [(SPLIT_COUNT.to_string(), count.to_string())]
+            .into_iter()
+            .collect(),
+    );
     let batch = RecordBatch::try_new(
-        positions_schema(),
+        Arc::new(schema),
         vec![
             Arc::new(UInt64Array::from_iter(
                 owned.iter().map(|s| s.id.map(|k| k as u64)),
@@ -803,10 +879,19 @@ fn snapshot_positions(splits: &[Split], sent_watermark: i64) -> Result<StateSnap
 
 /// The split positions of a source's snapshot: by split number, and by name for splits found
 /// while running.
-fn read_positions(snapshot: &StateSnapshot) -> Result<Positions> {
+fn read_positions(snapshot: &StateSnapshot, count: usize) -> Result<Positions> {
     let Some(t) = snapshot.get(SPLITS_TABLE) else {
         return Ok((HashMap::new(), Vec::new()));
     };
+    if let Some(was) = t.schema().metadata().get(SPLIT_COUNT)
+        && *was != count.to_string()
+    {
+        return Err(Error::invalid(format!(
+            "incompatible state: the source's input was cut into {was} splits when the \
+             checkpoint was taken and is cut into {count} now (its files changed, or it splits \
+             by parallelism); restore it with the same input"
+        )));
+    }
     let corrupt = || Error::external("corrupt checkpoint state: bad `splits` table of a source");
     if t.schema().fields() != positions_schema().fields() {
         return Err(Error::invalid(

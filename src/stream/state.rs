@@ -78,6 +78,36 @@ pub fn key_hash(row: &[u8]) -> u64 {
     h.finish()
 }
 
+/// `'pipeline.max-parallelism'` when it is not set (Flink's rule): the parallelism and a half,
+/// rounded up to a power of two, at least 128 and at most 32768. Keys hash into this many key
+/// groups; each instance of a keyed operator owns a contiguous range of them, so a job can restart
+/// from a checkpoint with another parallelism (up to this one) by moving whole key groups.
+pub fn default_max_parallelism(parallelism: usize) -> usize {
+    (parallelism + parallelism / 2)
+        .next_power_of_two()
+        .clamp(128, 32768)
+}
+
+/// The key group of a key hash (see [`key_hash`]).
+pub fn key_group(hash: u64, max_parallelism: usize) -> usize {
+    (hash % max_parallelism.max(1) as u64) as usize
+}
+
+/// The instance (of `parallelism`) that owns key group `group` (Flink's assignment: contiguous
+/// ranges, so rescaling moves whole ranges).
+pub fn instance_for_key_group(group: usize, max_parallelism: usize, parallelism: usize) -> usize {
+    group * parallelism / max_parallelism.max(1)
+}
+
+/// The instance (of `parallelism`) that owns the key with row bytes `row`.
+pub fn instance_for_key(row: &[u8], max_parallelism: usize, parallelism: usize) -> usize {
+    instance_for_key_group(
+        key_group(key_hash(row), max_parallelism),
+        max_parallelism,
+        parallelism,
+    )
+}
+
 /// One keyed state table of one operator instance.
 pub struct KeyedState<V> {
     id: String,

@@ -42,6 +42,8 @@ pub struct JobLayout {
     pub nodes: Vec<(String, String, usize)>,
     /// Nodes that are sources (they get triggers).
     pub sources: Vec<usize>,
+    /// The job's number of key groups (recorded in every manifest).
+    pub max_parallelism: usize,
 }
 
 struct Pending {
@@ -294,6 +296,7 @@ impl Coordinator {
             created_ms: super::super::state::now_ms(),
             final_checkpoint,
             savepoint: p.savepoint,
+            max_parallelism: self.layout.max_parallelism,
             nodes,
         };
         let written = self

@@ -21,6 +21,7 @@
 //! in the plan (see [`node_uids`]); each state table is `<uid>.<table>`.
 
 pub mod coordinator;
+pub mod rescale;
 pub mod restore;
 pub mod snapshot;
 pub mod store;
@@ -157,15 +158,30 @@ pub fn node_uids(graph: &StreamGraph) -> Vec<String> {
             for (name, detail) in &n.fused {
                 text.push_str(&format!("{name}\u{0}{detail}\u{0}"));
             }
+            // Column names, not types: an operator whose types changed keeps its id, so a
+            // restore can report its state as incompatible instead of silently starting empty.
             for f in n.schema.fields() {
-                text.push_str(&format!("{}:{}\u{0}", f.name(), f.data_type()));
+                text.push_str(&format!("{}\u{0}", f.name()));
             }
+            let text = planner_counters(&text);
             let base = format!("{}-{:016x}", n.name, fnv1a(text.as_bytes()));
             let k = seen.entry(base.clone()).or_insert(0);
             *k += 1;
             if *k == 1 { base } else { format!("{base}-{k}") }
         })
         .collect()
+}
+
+/// `text` with the numbers of the planner's generated names (`__datafusion_extracted_7`) taken
+/// out: they come from a counter that depends on what was planned before in the process, not
+/// on the query.
+fn planner_counters(text: &str) -> std::borrow::Cow<'_, str> {
+    static GENERATED: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(__datafusion_[a-z_]+?_)\d+").ok());
+    match GENERATED.as_ref() {
+        Some(re) => re.replace_all(text, "${1}#"),
+        None => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// FNV-1a, 64 bit: a hash that is the same in every build and run.
@@ -234,6 +250,9 @@ impl TaskHooks {
 pub struct Restored {
     /// The checkpoint restored from.
     pub checkpoint: u64,
+    /// The checkpoint's key groups (the restored job keeps them).
+    pub max_parallelism: usize,
+    /// Per graph node and instance: the state, and whether the task had finished.
     pub tasks: HashMap<(usize, usize), (Arc<StateSnapshot>, bool)>,
 }
 
@@ -248,4 +267,18 @@ pub struct JobCheckpointing {
     pub next_id: u64,
     /// Warnings to show the user (e.g. a corrupt checkpoint skipped).
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uids_ignore_the_planners_counters() {
+        assert_eq!(
+            super::planner_counters(
+                "select=[a, __datafusion_extracted_12, __datafusion_extracted_3]"
+            ),
+            "select=[a, __datafusion_extracted_#, __datafusion_extracted_#]"
+        );
+        assert_eq!(super::planner_counters("b_12"), "b_12");
+    }
 }

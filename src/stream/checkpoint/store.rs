@@ -41,6 +41,10 @@ pub struct Manifest {
     pub final_checkpoint: bool,
     /// Written by `STOP JOB ... WITH SAVEPOINT`.
     pub savepoint: bool,
+    /// The job's number of key groups (`'pipeline.max-parallelism'`): keyed state is split by
+    /// key group, so a restore may change parallelism but must keep this.
+    #[serde(default = "default_key_groups")]
+    pub max_parallelism: usize,
     pub nodes: Vec<ManifestNode>,
 }
 
@@ -62,6 +66,11 @@ pub struct ManifestTask {
     pub crc32: u32,
     /// The task had ended (its input was exhausted) when the checkpoint was taken.
     pub finished: bool,
+}
+
+/// Key groups of a manifest that does not record them (written before rescaling existed).
+fn default_key_groups() -> usize {
+    128
 }
 
 impl Manifest {
@@ -417,6 +426,7 @@ mod tests {
 
     fn manifest(id: u64) -> Manifest {
         Manifest {
+            max_parallelism: 128,
             format: FORMAT,
             checkpoint: id,
             created_ms: 0,

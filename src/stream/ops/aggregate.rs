@@ -625,11 +625,14 @@ impl Operator for GroupAggregate {
                 })
             },
         )?;
-        self.emitted_any =
-            codec::get_operator(snapshot, &self.operator_id, GROUP_OPERATOR_FORMAT, |d| {
-                d.bool()
-            })?
-            .unwrap_or(false);
+        self.emitted_any = codec::get_operator(
+            snapshot,
+            &self.operator_id,
+            GROUP_OPERATOR_FORMAT,
+            |d| d.bool(),
+            |a, b| a || b,
+        )?
+        .unwrap_or(false);
         Ok(())
     }
 
@@ -790,6 +793,7 @@ impl Operator for WindowAggregate {
             &self.ctx.state_id(codec::OPERATOR),
             WINDOW_OPERATOR_FORMAT,
             |d| d.i64(),
+            i64::min,
         )?
         .unwrap_or(i64::MIN);
         Ok(())

@@ -66,7 +66,9 @@ pub fn put_operator(
     Ok(())
 }
 
-/// Reads what [`put_operator`] wrote; `None` when the snapshot has no table `id`.
+/// Reads what [`put_operator`] wrote; `None` when the snapshot has no table `id`. A snapshot
+/// rebuilt for another parallelism (see [`crate::stream::checkpoint::rescale`]) holds one row
+/// per old instance: `merge` combines their values (e.g. the minimum of watermarks).
 ///
 /// # Errors
 /// `Invalid` ("incompatible state") for another value format; `External` for corrupt state
@@ -75,22 +77,25 @@ pub fn get_operator<T>(
     snapshot: &StateSnapshot,
     id: &str,
     format: &str,
-    read: impl FnOnce(&mut Dec) -> Result<T>,
+    read: impl Fn(&mut Dec) -> Result<T>,
+    merge: impl Fn(T, T) -> T,
 ) -> Result<Option<T>> {
     let Some(table) = snapshot.get(id) else {
         return Ok(None);
     };
-    let mut entries = keyed_entries(table, id, &[], format)?;
-    let Some((_, _, bytes)) = entries.next() else {
-        return Err(corrupt(format!("operator state `{id}` has no row")));
-    };
-    if entries.next().is_some() {
-        return Err(corrupt(format!("operator state `{id}` has several rows")));
+    let mut value: Option<T> = None;
+    for (_, _, bytes) in keyed_entries(table, id, &[], format)? {
+        let mut d = Dec::new(bytes);
+        let v = read(&mut d)?;
+        d.finish()?;
+        value = Some(match value {
+            None => v,
+            Some(prev) => merge(prev, v),
+        });
     }
-    let mut d = Dec::new(bytes);
-    let value = read(&mut d)?;
-    d.finish()?;
-    Ok(Some(value))
+    value
+        .map(Some)
+        .ok_or_else(|| corrupt(format!("operator state `{id}` has no row")))
 }
 
 /// Checks that `rows` (parsed with `converter`'s parser from snapshot bytes) are rows of
@@ -337,19 +342,33 @@ mod tests {
         put_operator(&mut s, "op.operator", "f/1", |e| e.i64(-5)).unwrap();
         let s = StateSnapshot::decode(&s.encode().unwrap()).unwrap();
         assert_eq!(
-            get_operator(&s, "op.operator", "f/1", |d| d.i64()).unwrap(),
+            get_operator(&s, "op.operator", "f/1", |d| d.i64(), i64::min).unwrap(),
             Some(-5)
         );
         assert_eq!(
-            get_operator(&s, "other.operator", "f/1", |d| d.i64()).unwrap(),
+            get_operator(&s, "other.operator", "f/1", |d| d.i64(), i64::min).unwrap(),
             None
         );
-        let err = get_operator(&s, "op.operator", "f/2", |d| d.i64()).unwrap_err();
+        let err = get_operator(&s, "op.operator", "f/2", |d| d.i64(), i64::min).unwrap_err();
         assert!(err.to_string().contains("incompatible state"), "{err}");
-        let err = get_operator(&s, "op.operator", "f/1", |d| d.u8()).unwrap_err();
+        let err = get_operator(&s, "op.operator", "f/1", |d| d.u8(), u8::min).unwrap_err();
         assert!(
             err.to_string().contains("corrupt checkpoint state"),
             "{err}"
+        );
+        // Rows of several old instances (a rescaled restore) merge.
+        let mut a = StateSnapshot::new();
+        put_operator(&mut a, "op.operator", "f/1", |e| e.i64(7)).unwrap();
+        let both = crate::stream::checkpoint::rescale::redistribute(
+            "op",
+            &[std::sync::Arc::new(a), std::sync::Arc::new(s)],
+            1,
+            128,
+        )
+        .unwrap();
+        assert_eq!(
+            get_operator(&both[0], "op.operator", "f/1", |d| d.i64(), i64::min).unwrap(),
+            Some(-5)
         );
     }
 }

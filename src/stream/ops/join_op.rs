@@ -696,6 +696,7 @@ impl Operator for JoinOperator {
             &self.ctx.state_id(codec::OPERATOR),
             JOIN_OPERATOR_FORMAT,
             |d| d.i64(),
+            i64::min,
         )?
         .unwrap_or(i64::MIN);
         self.held = self.count_held();

@@ -675,6 +675,7 @@ impl Operator for PartitionedWindow {
             &self.ctx.state_id(codec::OPERATOR),
             WINDOW_OPERATOR_FORMAT,
             |d| Ok((d.u64()?, d.i64()?)),
+            |(s1, w1), (s2, w2)| (s1.max(s2), w1.min(w2)),
         )?
         .unwrap_or((0, i64::MIN));
         self.seq = seq;

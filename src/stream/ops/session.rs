@@ -327,6 +327,7 @@ impl Operator for SessionWindow {
             &self.ctx.state_id(codec::OPERATOR),
             SESSION_OPERATOR_FORMAT,
             |d| d.i64(),
+            i64::min,
         )?
         .unwrap_or(i64::MIN);
         Ok(())

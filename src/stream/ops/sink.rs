@@ -72,18 +72,20 @@ impl Operator for Sink {
         let Some(t) = snapshot.get(&self.state_id) else {
             return Ok(());
         };
-        let state = t
+        // One row per old writer (several after a change of parallelism).
+        let states = t
             .columns()
             .first()
             .and_then(|c| c.as_any().downcast_ref::<BinaryArray>())
-            .filter(|c| c.len() == 1)
+            .filter(|c| c.null_count() == 0)
             .ok_or_else(|| {
                 Error::external(format!(
                     "corrupt checkpoint state: bad table `{}`",
                     self.state_id
                 ))
             })?;
-        self.writer.restore(state.value(0))
+        let states: Vec<&[u8]> = states.iter().flatten().collect();
+        self.writer.restore(&states)
     }
 
     async fn on_checkpoint_complete(&mut self, id: u64) -> Result<()> {

@@ -460,6 +460,7 @@ impl Operator for TemporalJoinOperator {
             &self.ctx.state_id(codec::OPERATOR),
             TEMPORAL_OPERATOR_FORMAT,
             |d| d.i64(),
+            i64::min,
         )?
         .unwrap_or(i64::MIN);
         // Waiting left rows and versions, as `process_*` and `on_watermark` count them.

@@ -74,7 +74,8 @@ impl Operator for WatermarkAssigner {
 
     fn restore(&mut self, snapshot: &StateSnapshot) -> Result<()> {
         self.current =
-            codec::get_operator(snapshot, &self.state_id, FORMAT, |d| d.i64())?.unwrap_or(i64::MIN);
+            codec::get_operator(snapshot, &self.state_id, FORMAT, |d| d.i64(), i64::min)?
+                .unwrap_or(i64::MIN);
         Ok(())
     }
 }
