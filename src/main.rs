@@ -50,6 +50,37 @@ enum BenchCommand {
     Tpch(Box<BenchArgs>),
     /// TPC-DS: data generated once as Parquet, then the 99 queries.
     Tpcds(Box<BenchArgs>),
+    /// Nexmark q0-q23 in streaming mode over the bounded `nexmark` generator.
+    Nexmark(Box<NexmarkArgs>),
+}
+
+/// Options of `weir bench nexmark`.
+#[derive(Debug, Args)]
+struct NexmarkArgs {
+    /// Events of the bounded input.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    events: u64,
+    /// parallelism.default [default: CPUs]
+    #[arg(long, value_name = "N")]
+    parallelism: Option<usize>,
+    /// Queries to run, e.g. q0,q5,q8 [default: all but q6 and q12]
+    #[arg(long, value_name = "LIST", default_value = "")]
+    queries: String,
+    /// Timed iterations per query.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    iterations: usize,
+    /// Run each query again with checkpoints every INTERVAL (e.g. '1 s') and report the cost.
+    #[arg(long, value_name = "INTERVAL")]
+    checkpoint_interval: Option<String>,
+    /// Check that streaming mode gives each query's batch result.
+    #[arg(long)]
+    verify: bool,
+    /// Write the Markdown report to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// An extra session option, KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 /// Options of `weir bench tpch|tpcds`.
@@ -249,10 +280,68 @@ async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench("tpch", args, executor).await,
         Some(Command::Bench(BenchCommand::Tpcds(args))) => run_bench("tpcds", args, executor).await,
+        Some(Command::Bench(BenchCommand::Nexmark(args))) => run_nexmark(args, executor).await,
         Some(Command::Serve(args)) => serve(args, executor).await,
         Some(Command::HashPassword) => hash_password(),
         None => run_sql(cli.shell, executor).await,
     }
+}
+
+/// `KEY=VALUE` options of `--set`.
+fn key_values(settings: &[String]) -> weir::Result<Vec<(String, String)>> {
+    settings
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| weir::Error::invalid(format!("--set '{kv}' must be KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// `weir bench nexmark`: runs the queries on the query runtime, one line per query on stderr,
+/// then the Markdown table on stdout.
+async fn run_nexmark(args: Box<NexmarkArgs>, executor: Handle) -> anyhow::Result<ExitCode> {
+    let options = match (|| -> weir::Result<_> {
+        Ok(weir::bench::nexmark::NexmarkOptions {
+            events: args.events,
+            parallelism: args
+                .parallelism
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            queries: weir::bench::nexmark::parse_queries(&args.queries)?,
+            iterations: args.iterations,
+            checkpoint_interval: args.checkpoint_interval.clone(),
+            verify: args.verify,
+            settings: key_values(&args.settings)?,
+        })
+    })() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let run =
+        async move { weir::bench::nexmark::run(&options, &mut |line| eprintln!("{line}")).await };
+    let report = match shell::on_runtime(Some(&executor), run).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let markdown = report.to_markdown();
+    print!("{markdown}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `weir bench tpch|tpcds`: runs the benchmark on the query runtime with a progress bar,
@@ -275,17 +364,7 @@ async fn run_bench(name: &str, args: Box<BenchArgs>, executor: Handle) -> anyhow
             threads: args.threads,
             memory_limit: args.memory_limit.clone(),
             compare: weir::bench::peers::Peer::parse_list(&args.compare)?,
-            settings: args
-                .settings
-                .iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                        .ok_or_else(|| {
-                            weir::Error::invalid(format!("--set '{kv}' must be KEY=VALUE"))
-                        })
-                })
-                .collect::<weir::Result<_>>()?,
+            settings: key_values(&args.settings)?,
         };
         Ok((suite, options))
     })();

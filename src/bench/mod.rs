@@ -10,6 +10,7 @@ pub mod answers;
 pub mod data;
 pub mod formats;
 pub mod memory;
+pub mod nexmark;
 pub mod peers;
 pub mod queries;
 pub mod report;
