@@ -300,3 +300,62 @@ fn type_normalization() {
     assert_eq!(normalize_type("ARRAY<VARBINARY(2)>"), "ARRAY<BYTES>");
     assert_eq!(normalize_type("DECIMAL(4, 2)"), "DECIMAL(4, 2)");
 }
+
+/// The scalar functions run inside the streaming operators too (same kernels), and an aggregate
+/// without a retractable streaming accumulator is refused with a clear error, not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_in_streaming_mode() {
+    let mut batch = Session::open(SessionOptions::default()).await.unwrap();
+    let mut stream = Session::open(SessionOptions::default()).await.unwrap();
+    stream
+        .execute_sql("SET 'execution.runtime-mode' = 'streaming'")
+        .await
+        .unwrap();
+    let exprs = [
+        "LOCATE('b', s)",
+        "SPLIT(s, ',')",
+        "URL_ENCODE(s)",
+        "JSON_VALUE(j, '$.a')",
+        "JSON_QUERY(j, '$.b')",
+        "SHA1(s)",
+        "HEX(s)",
+        "IF(s IS NULL, 'none', s)",
+        "STR_TO_MAP(s, ',', '=')",
+        "TRUNCATE(d, 1)",
+        "UNIX_TIMESTAMP(ts)",
+    ];
+    for expr in exprs {
+        let sql = format!(
+            "SELECT {expr} AS r FROM (VALUES ('a,b=1', '{{\"a\": 1, \"b\": [2]}}', 1.25, \
+             '2024-01-01 00:00:00'), (CAST(NULL AS STRING), 'x', -7.75, 'bad')) AS t(s, j, d, ts)"
+        );
+        let mut answers = Vec::new();
+        for s in [&mut batch, &mut stream] {
+            let mut results = s.execute_sql(&sql).await.unwrap();
+            let Some(StatementResult::Rows(r)) = results.pop() else {
+                panic!("no rows for {expr}");
+            };
+            let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+            let b = if r.changelog {
+                weir::session::materialize(&r.schema, &batches).unwrap()
+            } else {
+                datafusion::arrow::compute::concat_batches(&r.schema, &batches).unwrap()
+            };
+            let col = b.columns().last().unwrap().clone();
+            let mut rows: Vec<String> = (0..b.num_rows()).map(|i| render(&col, i)).collect();
+            rows.sort();
+            answers.push(rows);
+        }
+        assert_eq!(answers[0].len(), 2, "{expr}");
+        assert_eq!(answers[0], answers[1], "{expr}: batch and streaming differ");
+    }
+    let err = stream
+        .execute_sql("SELECT LISTAGG(s) FROM (VALUES ('a'), ('b')) AS t(s)")
+        .await
+        .err()
+        .expect("LISTAGG in streaming is refused");
+    assert!(
+        err.to_string().contains("LISTAGG") && err.to_string().contains("not supported yet"),
+        "{err}"
+    );
+}
