@@ -417,7 +417,7 @@ impl Default for DateFormat {
 
 /// One piece of a compiled date-time pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     Literal(String),
     /// A pattern letter and how many times it repeats.
     Field(char, usize),
@@ -426,7 +426,7 @@ enum Token {
 const PATTERN_LETTERS: &str = "yMdDHhkKmsSaE";
 
 /// Compiles a Java date-time pattern.
-fn compile_pattern(pattern: &str) -> DfResult<Vec<Token>> {
+pub(super) fn compile_pattern(pattern: &str) -> DfResult<Vec<Token>> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::new();
     let mut literal = String::new();
@@ -526,7 +526,7 @@ fn push_text(out: &mut String, full: &str, count: usize) {
 }
 
 /// Formats one date-time with a compiled pattern.
-fn format_datetime(t: &NaiveDateTime, tokens: &[Token], out: &mut String) {
+pub(super) fn format_datetime(t: &NaiveDateTime, tokens: &[Token], out: &mut String) {
     for token in tokens {
         match token {
             Token::Literal(s) => out.push_str(s),
@@ -572,7 +572,7 @@ fn format_datetime(t: &NaiveDateTime, tokens: &[Token], out: &mut String) {
 
 /// Parses a string as a timestamp the way Flink's `DATE_FORMAT(string, ...)` does:
 /// `yyyy-MM-dd HH:mm:ss[.fff]` (a `T` separator, minutes-only times and plain dates accepted).
-fn parse_timestamp_str(s: &str) -> Option<NaiveDateTime> {
+pub(super) fn parse_timestamp_str(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",

@@ -2,12 +2,27 @@
 //! functions, and Flink's scalar functions DataFusion lacks (`PROCTIME()`, and `flink`: `MOD`,
 //! `DATE_FORMAT`, `SPLIT_INDEX`, `REGEXP_EXTRACT`, `HOUR`, ...; `timestamp_arith`:
 //! `TIMESTAMPDIFF`, `TIMESTAMPADD`), and `SUM` / `AVG` typed as Flink types them (`aggregates`).
+//! Row-at-a-time Flink built-ins grouped by family over `rowwise::RowFn`: `strings` (`LOCATE`,
+//! `SPLIT`, `PARSE_URL`, `PRINTF`, ...), `encoding` (`HEX`, `SHA1`, `INET_ATON`, ...), `time`
+//! (`UNIX_TIMESTAMP`, `TO_TIMESTAMP_LTZ`, ...), `math` (`TRUNCATE`, `SIGN`, `E`),
+//! `collections` (`MAP_FROM_ARRAYS`, `MAP_UNION`, Flink's `ARRAY_PREPEND`), `json`
+//! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `JSON_QUOTE`, ...); and the aggregates
+//! `LISTAGG` and `PERCENTILE` (`list_aggregates`, batch only so far); `IF` (`conditional`).
 //!
 //! Uses only `error`.
 
 pub mod aggregates;
+pub mod collections;
+pub mod conditional;
+pub mod encoding;
 pub mod flink;
+pub mod json;
+pub mod list_aggregates;
+pub mod math;
 pub mod proctime;
+mod rowwise;
+pub mod strings;
+pub mod time;
 pub mod timestamp_arith;
 pub mod udf;
 pub mod window;

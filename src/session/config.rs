@@ -154,11 +154,26 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     let mut state = state;
     datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(ProcTime::udf()))?;
     // Flink built-ins DataFusion lacks; `date_format` replaces DataFusion's `to_char` alias.
-    for udf in crate::functions::flink::udfs() {
+    let families = [
+        crate::functions::strings::udfs(),
+        crate::functions::encoding::udfs(),
+        crate::functions::time::udfs(),
+        crate::functions::math::udfs(),
+        crate::functions::collections::udfs(),
+        crate::functions::json::udfs(),
+        crate::functions::conditional::udfs(),
+    ];
+    for udf in crate::functions::flink::udfs()
+        .into_iter()
+        .chain(families.into_iter().flatten())
+    {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
     }
     // `SUM` / `AVG` with Flink's result types, over DataFusion's.
-    for udaf in crate::functions::aggregates::udafs() {
+    for udaf in crate::functions::aggregates::udafs()
+        .into_iter()
+        .chain(crate::functions::list_aggregates::udafs())
+    {
         datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
     }
     Ok(state)

@@ -135,6 +135,9 @@ impl Session {
     /// Any error of the statement, with its line:column where it has one.
     pub async fn execute(&mut self, statement: &ParsedStatement) -> Result<StatementResult> {
         self.current_text = statement.text.clone();
+        // The statement's start time: what `CURRENT_TIMESTAMP`, `NOW()`, `CURRENT_DATE`, ...
+        // fold to (DataFusion's `SessionContext` marks it per query; we hold the state).
+        self.state.mark_start_execution();
         self.execute_statement(&statement.statement)
             .await
             .map_err(|e| {
