@@ -484,9 +484,32 @@ fn agg_ddl(path: &Path) -> String {
     )
 }
 
+/// A child process killed when dropped (a failing test leaves no server behind).
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `weir serve` on a free loopback port over `data`; returns the process, its address, and a
 /// channel that gets a message each time the server has resumed its recorded jobs.
-fn start_server(data: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<()>) {
+fn start_server(data: &Path) -> (KillOnDrop, String, std::sync::mpsc::Receiver<()>) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--port", "0", "--data-dir"])
@@ -513,6 +536,7 @@ fn start_server(data: &Path) -> (std::process::Child, String, std::sync::mpsc::R
             }
         }
     });
+    let child = KillOnDrop(child);
     let addr = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("weir serve did not say where it listens");
