@@ -267,7 +267,7 @@ fn from_datafusion(err: DataFusionError) -> Error {
             DataFusionError::Diagnostic(_, inner) => *inner,
             DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
                 Ok(inner) => inner,
-                Err(shared) => break Error::external(shared.to_string()),
+                Err(shared) => break from_shared(&shared),
             },
             DataFusionError::Collection(mut errs) if !errs.is_empty() => errs.swap_remove(0),
             DataFusionError::ArrowError(e, _) => match *e {
@@ -315,6 +315,23 @@ fn from_datafusion(err: DataFusionError) -> Error {
         out = out.with_span(span);
     }
     out
+}
+
+/// An error several consumers share (a hash join's build side, a repartition): ours is cloned
+/// out of it, so its kind and message survive; anything else becomes its text.
+fn from_shared(err: &DataFusionError) -> Error {
+    match err {
+        DataFusionError::Context(what, inner) => from_shared(inner).context(what.clone()),
+        DataFusionError::Shared(inner) => from_shared(inner),
+        DataFusionError::External(e) => match e.downcast_ref::<Error>() {
+            Some(ours) => ours.clone(),
+            None => match e.downcast_ref::<DataFusionError>() {
+                Some(df) => from_shared(df),
+                None => Error::external(e.to_string()),
+            },
+        },
+        other => Error::external(other.to_string()),
+    }
 }
 
 fn strip_sql_prefix(s: &str) -> String {

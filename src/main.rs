@@ -245,6 +245,7 @@ fn main() -> ExitCode {
             let queries = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("weir-query")
+                .thread_stack_size(weir::session::QUERY_THREAD_STACK)
                 .build()?;
             Ok((shell, queries))
         });

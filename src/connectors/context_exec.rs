@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -23,9 +24,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics, StatisticsArgs,
 };
-use futures::TryStreamExt;
+use futures::{FutureExt, StreamExt};
+use std::panic::AssertUnwindSafe;
 
-use crate::error::Error;
+use super::checked_format::failing_file;
+use super::read_guard::{panic_message, reader_panicked};
+use crate::error::{Error, ErrorCode};
 
 /// Adds the table's name to errors of the wrapped scan (see the module documentation).
 #[derive(Debug)]
@@ -60,6 +64,62 @@ pub(crate) fn add_read_context(
         "while reading table `{table}` (connector '{connector}')"
     ));
     DataFusionError::from(ours)
+}
+
+/// One partition's read: the scan's batches until its first error (or panic), which ends it.
+struct ReadState {
+    stream: SendableRecordBatchStream,
+    input: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    context: Arc<TaskContext>,
+    table: String,
+    connector: &'static str,
+    failed: bool,
+}
+
+impl ReadState {
+    async fn next(mut self) -> Option<(DfResult<RecordBatch>, Self)> {
+        if self.failed {
+            return None;
+        }
+        let err = match AssertUnwindSafe(self.stream.next()).catch_unwind().await {
+            Ok(None) => return None,
+            Ok(Some(Ok(batch))) => return Some((Ok(batch), self)),
+            Ok(Some(Err(e))) => {
+                if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+                    // Memory ran out: no file is at fault.
+                    self.failed = true;
+                    return Some((Err(add_read_context(e, &self.table, self.connector)), self));
+                }
+                (Error::from(e), false)
+            }
+            Err(payload) => (
+                Error::external(format!(
+                    "the reader failed on a file's contents ({}); a file is probably corrupt",
+                    panic_message(payload.as_ref())
+                )),
+                true,
+            ),
+        };
+        let (err, panicked) = err;
+        self.failed = true;
+        // Errors of DataFusion's readers rarely say which file: find the one that fails alone
+        // (not for a cancelled query).
+        let diagnose = err.code != ErrorCode::Cancelled;
+        let found = if diagnose {
+            failing_file(&self.input, self.partition, &err.to_string(), &self.context).await
+        } else {
+            None
+        };
+        let err = match found {
+            // A panic says nothing useful: the file's own error (e.g. a footer check) does.
+            Some((_, alone)) if panicked => alone,
+            Some((file, _)) => err.context(format!("in file '{file}'")),
+            None => err,
+        };
+        let err = add_read_context(DataFusionError::from(err), &self.table, self.connector);
+        Some((Err(err), self))
+    }
 }
 
 impl DisplayAs for ScanContextExec {
@@ -121,13 +181,32 @@ impl ExecutionPlan for ScanContextExec {
     ) -> DfResult<SendableRecordBatchStream> {
         let table = self.table.clone();
         let connector = self.connector;
-        let stream = self
-            .input
-            .execute(partition, context)
-            .map_err(|e| add_read_context(e, &table, connector))?;
+        let stream = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.input.execute(partition, Arc::clone(&context))
+        })) {
+            Ok(s) => s.map_err(|e| add_read_context(e, &table, connector))?,
+            Err(payload) => {
+                return Err(add_read_context(
+                    DataFusionError::from(reader_panicked(&table, payload.as_ref())),
+                    &table,
+                    connector,
+                ));
+            }
+        };
         let schema = stream.schema();
-        let mapped = stream.map_err(move |e| add_read_context(e, &table, connector));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, mapped)))
+        let state = ReadState {
+            stream,
+            input: Arc::clone(&self.input),
+            partition,
+            context,
+            table,
+            connector,
+            failed: false,
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::unfold(state, ReadState::next),
+        )))
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {

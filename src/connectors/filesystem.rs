@@ -40,6 +40,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use super::checked_format::CheckedFormat;
 use super::context_exec::ScanContextExec;
 use super::debezium::{DEBEZIUM_OPTIONS, DebeziumConfig};
 use super::file_sink::FileSink;
@@ -600,7 +601,11 @@ impl FilesystemTable {
         } else {
             ""
         };
-        let options = ListingOptions::new(self.file_format(state))
+        let format = Arc::new(CheckedFormat::new(
+            self.file_format(state),
+            self.config.format == Format::Parquet,
+        ));
+        let options = ListingOptions::new(format)
             .with_file_extension(extension)
             .with_table_partition_cols(partition_cols);
         let config = ListingTableConfig::new(table_url)

@@ -17,11 +17,14 @@
 //! Files: `options` (option parsing and messages), `filesystem` (read side and options),
 //! `file_sink` (write side), `debezium` (the debezium-json format's lines) and `json_values`
 //! (their values as Arrow arrays), `changelog_scan` (reading debezium-json tables: materialized
-//! in batch, a changelog in streaming), `context_exec` (names the table in scan errors),
+//! in batch, a changelog in streaming), `context_exec` (names the table in scan errors, and the file when a scan fails),
+//! `checked_format` (the listing formats with footers checked and the failing file found),
+//! `read_guard` (decoder panics contained as errors naming the file; Parquet footer checks),
 //! `datagen`, `sinks` (`print`, `blackhole`), `nexmark`, `stream_exec` (leaf scans made of
 //! streams), streaming sinks in `sinks`.
 
 mod changelog_scan;
+mod checked_format;
 mod context_exec;
 mod datagen;
 mod debezium;
@@ -31,6 +34,7 @@ pub mod hive;
 mod json_values;
 mod nexmark;
 mod options;
+pub(crate) mod read_guard;
 mod sinks;
 pub(crate) mod stream_exec;
 #[cfg(test)]

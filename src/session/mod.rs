@@ -30,6 +30,13 @@ pub use crate::stream::runtime::JobStatus;
 pub use result::{Materialized, Progress, RowsResult, StatementResult, StatusResult, materialize};
 pub use show::sql_like;
 
+/// The stack size of the threads that plan and run statements (the `weir` binary's query
+/// runtime): planning recurses over a statement's tree. DataFusion's and sqlparser's recursion
+/// grows its stack on demand (their `recursive_protection`), sqlparser refuses nesting deeper
+/// than 50, but not every recursive walk (ours, some of DataFusion's) is protected, and a stack
+/// overflow aborts the process. Only touched pages cost memory.
+pub const QUERY_THREAD_STACK: usize = 64 * 1024 * 1024;
+
 use crate::catalog::registry::CatalogRegistry;
 use crate::catalog::snapshot::CatalogSnapshot;
 use crate::error::{Error, Result};

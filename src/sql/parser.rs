@@ -153,11 +153,14 @@ fn parse_plain<T>(
         expect_end(&parser)?;
         Ok(v)
     });
-    result.map_err(|fail| to_error(fail, tokens, eof_at))
+    // Where the parser stopped: the position of errors whose message names none.
+    let stopped = parser.peek_token_ref().span;
+    result.map_err(|fail| to_error(fail, tokens, eof_at, stopped))
 }
 
-/// Turns a parse failure into our error, with the span of the offending token.
-fn to_error(fail: Fail, tokens: &[TokenWithSpan], eof_at: SqlLocation) -> Error {
+/// Turns a parse failure into our error, with the span of the offending token (`stopped`, the
+/// token the parser stopped at, when the message names no position).
+fn to_error(fail: Fail, tokens: &[TokenWithSpan], eof_at: SqlLocation, stopped: SqlSpan) -> Error {
     let err = match fail {
         Fail::Engine(e) => return e,
         Fail::Parser(e) => e,
@@ -176,6 +179,9 @@ fn to_error(fail: Fail, tokens: &[TokenWithSpan], eof_at: SqlLocation) -> Error 
             .find(|t| t.span.start == loc && !matches!(t.token, Token::Whitespace(_)))
             .map(|t| Span::new(location(t.span.start), location(t.span.end)))
             .unwrap_or_else(|| Span::new(location(loc), location(loc)))
+    });
+    let span = span.or_else(|| {
+        (stopped.start.line > 0).then(|| Span::new(location(stopped.start), location(stopped.end)))
     });
     Error::syntax(message, span)
 }

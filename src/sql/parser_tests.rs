@@ -1174,3 +1174,12 @@ fn malformed_options_hints_are_syntax_errors_at_the_hint() {
     let e = err("SELECT * FROM t WHERE x = y /*+ OPTIONS('k'='v') */");
     assert!(e.message.contains("must follow a table name"), "{e}");
 }
+
+#[test]
+fn errors_whose_message_has_no_position_point_where_the_parser_stopped() {
+    // Found by tests/mutated_sql.rs: sqlparser's message for this one names no position.
+    let e = err("SELECT 1 FROM a RIGHT b ON a.x = b.x");
+    assert_eq!(e.code, ErrorCode::Syntax);
+    assert!(e.message.contains("after RIGHT"), "{}", e.message);
+    assert_eq!(at(&e), (1, 23), "{e}");
+}

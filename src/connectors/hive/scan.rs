@@ -39,6 +39,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::HiveFormat;
 use super::adapt::adapt_batch;
 use super::text::{TextDecoder, TextOptions};
+use crate::connectors::read_guard::{guarded, guarded_stream};
 use crate::error::{Error, Result};
 
 /// One data file to read, with the values of its partition's keys.
@@ -142,13 +143,19 @@ impl ScanContext {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let (read_schema, indices) = self.read_columns();
         let out_schema = self.output_schema();
-        let raw: BoxStream<'static, Result<RecordBatch>> = match self.format {
-            HiveFormat::Parquet => self.parquet(&file, &read_schema).await?,
-            HiveFormat::Orc => self.orc(&file, &read_schema, &indices).await?,
-            HiveFormat::Text => self.text(&file, &read_schema, indices).await?,
-        };
-        let ctx = Arc::clone(&self);
         let location = file.path.to_string();
+        // A corrupt file must give an error naming it, also when a decoder panics on it.
+        let raw: BoxStream<'static, Result<RecordBatch>> = guarded(&location, async {
+            match self.format {
+                HiveFormat::Parquet => self.parquet(&file, &read_schema).await,
+                HiveFormat::Orc => self.orc(&file, &read_schema, &indices).await,
+                HiveFormat::Text => self.text(&file, &read_schema, indices).await,
+            }
+        })
+        .await
+        .map_err(|e| e.context(format!("in file '{location}'")))?;
+        let raw = guarded_stream(location.clone(), raw);
+        let ctx = Arc::clone(&self);
         let partition = Arc::clone(&file.partition);
         Ok(raw
             .map(move |batch| {
