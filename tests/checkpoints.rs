@@ -118,6 +118,11 @@ async fn committed_table(out: &Path, columns: &str, format: &str) -> Vec<String>
     let StatementResult::Rows(r) = exec(&mut s, "SELECT * FROM out").await else {
         panic!("rows expected");
     };
+    sorted_rows(r).await
+}
+
+/// Every row of a query's result as `a | b | c`, sorted.
+async fn sorted_rows(r: weir::session::RowsResult) -> Vec<String> {
     let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
@@ -859,26 +864,7 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
         else {
             panic!("rows expected");
         };
-        let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
-        let options = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
-        for b in &batches {
-            let f: Vec<_> = b
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-                .collect();
-            for i in 0..b.num_rows() {
-                rows.push(
-                    f.iter()
-                        .map(|f| f.value(i).to_string())
-                        .collect::<Vec<_>>()
-                        .join(" | "),
-                );
-            }
-        }
-        rows.sort();
-        rows
+        sorted_rows(r).await
     };
     assert_eq!(per_key_expected.len(), 37);
     let deadline = Instant::now() + Duration::from_secs(60);
