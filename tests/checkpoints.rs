@@ -164,26 +164,39 @@ fn job_id(result: &StatementResult) -> String {
         .expect("a job id")
 }
 
-/// The `last checkpoint` column of the job's `SHOW JOBS` row (0 = none yet).
-async fn last_checkpoint(s: &mut Session, id: &str) -> u64 {
+/// The job's `SHOW JOBS` row, by column name.
+async fn show_job(s: &mut Session, id: &str) -> std::collections::HashMap<String, String> {
     let StatementResult::Rows(r) = exec(s, "SHOW JOBS").await else {
         panic!("rows expected");
     };
     let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
     for b in &batches {
         let schema = b.schema();
-        let col = |name: &str| {
-            let i = schema.index_of(name).unwrap();
-            ArrayFormatter::try_new(b.column(i).as_ref(), &FormatOptions::default()).unwrap()
-        };
-        let (ids, last) = (col("job id"), col("last checkpoint"));
+        let cols: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+            .collect();
+        let ids = &cols[schema.index_of("job id").unwrap()];
         for i in 0..b.num_rows() {
             if ids.value(i).to_string() == id {
-                return last.value(i).to_string().parse().unwrap_or(0);
+                return schema
+                    .fields()
+                    .iter()
+                    .zip(&cols)
+                    .map(|(f, c)| (f.name().clone(), c.value(i).to_string()))
+                    .collect();
             }
         }
     }
     panic!("job {id} is not in SHOW JOBS");
+}
+
+/// The `last checkpoint` column of the job's `SHOW JOBS` row (0 = none yet).
+async fn last_checkpoint(s: &mut Session, id: &str) -> u64 {
+    show_job(s, id).await["last checkpoint"]
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Starts `query` with checkpoints, waits until `checkpoints` checkpoints of this run completed
@@ -1469,4 +1482,144 @@ async fn restore_into_a_query_whose_types_changed_reports_incompatible_state() {
     assert!(text.contains("restored: WindowAggregate"), "{text}");
     assert!(!text.contains("incompatible"), "{text}");
     assert!(!text.contains("refused"), "{text}");
+}
+
+/// The job's last checkpoint id, bytes written and bytes of state (`SHOW JOBS`), once
+/// checkpoint `after` or a later one completed.
+async fn stats_after(s: &mut Session, id: &str, after: u64) -> (u64, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = show_job(s, id).await;
+        let last: u64 = row["last checkpoint"].parse().unwrap_or(0);
+        if last >= after && last > 0 {
+            let bytes: u64 = row["checkpoint bytes"].parse().unwrap();
+            let state: u64 = row["state bytes"].parse().unwrap();
+            return (last, bytes, state);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint {after} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Incremental checkpoints (the default): once a large state is built, a checkpoint writes what
+/// changed since the previous one, not the whole state (`SHOW JOBS`: checkpoint bytes against
+/// state bytes); a job restored from such a checkpoint (a chain of deltas over a full snapshot)
+/// goes on with exactly its state; with `'execution.checkpointing.incremental' = 'false'` every
+/// checkpoint writes the whole state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_checkpoints_write_the_change_and_restore_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    let dir = tmp.path().join("checkpoints").display().to_string();
+    add_file(&input, "a.csv", 0..20_000);
+    let ddl = format!(
+        "CREATE TABLE src (id INT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', \
+         'format' = 'csv', 'csv.header' = 'true', 'source.monitor-interval' = '50 ms'); \
+         CREATE TABLE per_id (id INT, n BIGINT) WITH ('connector' = 'filesystem', \
+         'path' = '{}', 'format' = 'debezium-json')",
+        input.display(),
+        out.display()
+    );
+    let insert = "INSERT INTO per_id SELECT id, COUNT(*) FROM src GROUP BY id";
+    let open = |settings: Vec<(&'static str, String)>| {
+        let ddl = ddl.clone();
+        let dir = dir.clone();
+        async move {
+            let mut s = Session::open(SessionOptions::default()).await.unwrap();
+            exec(&mut s, "SET 'execution.runtime-mode' = 'streaming'").await;
+            exec(&mut s, "SET 'parallelism.default' = '2'").await;
+            exec(&mut s, "SET 'execution.checkpointing.interval' = '100 ms'").await;
+            exec(
+                &mut s,
+                &format!("SET 'execution.checkpointing.dir' = '{dir}'"),
+            )
+            .await;
+            for (k, v) in settings {
+                exec(&mut s, &format!("SET '{k}' = '{v}'")).await;
+            }
+            s.execute_sql(&ddl).await.unwrap();
+            s
+        }
+    };
+    let materialized = || committed_table(&out, "id INT, n BIGINT", "debezium-json");
+
+    let mut s = open(vec![]).await;
+    let id = job_id(&exec(&mut s, insert).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while materialized().await.len() < 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the first file is not in within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The state is built: the checkpoints that follow hold (almost) nothing.
+    let (last, _, _) = stats_after(&mut s, &id, 0).await;
+    let (last, bytes, state) = stats_after(&mut s, &id, last + 2).await;
+    assert!(state > 200_000, "20,000 groups are more than {state} bytes");
+    assert!(
+        bytes * 20 < state,
+        "checkpoint {last} wrote {bytes} of {state} bytes"
+    );
+    // A small change: 100 groups updated, 10 new.
+    add_file(&input, "b.csv", 0..100);
+    add_file(&input, "c.csv", 50_000..50_010);
+    while materialized().await.len() < 20_010 {
+        assert!(
+            Instant::now() < deadline,
+            "b.csv and c.csv are not in within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (last, bytes, state) = stats_after(&mut s, &id, last + 2).await;
+    assert!(
+        bytes * 20 < state,
+        "checkpoint {last} wrote {bytes} of {state} bytes"
+    );
+    exec(&mut s, &format!("STOP JOB '{id}'")).await;
+    drop(s);
+
+    // Restored from the chain; full checkpoints from now on.
+    add_file(&input, "d.csv", 0..10);
+    let mut s = open(vec![
+        ("execution.savepoint.path", format!("{dir}/{id}")),
+        ("execution.checkpointing.incremental", "false".to_string()),
+    ])
+    .await;
+    let id = job_id(&exec(&mut s, insert).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let expected: Vec<String> = {
+        let mut e: Vec<String> = (0..20_000)
+            .map(|i| format!("{i} | {}", 1 + u32::from(i < 100) + u32::from(i < 10)))
+            .chain((50_000..50_010).map(|i| format!("{i} | 1")))
+            .collect();
+        e.sort();
+        e
+    };
+    loop {
+        let rows = materialized().await;
+        if rows == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the restore: {} rows, {} differ from the expected",
+            rows.len(),
+            rows.iter().zip(&expected).filter(|(a, b)| a != b).count()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (last, _, _) = stats_after(&mut s, &id, 0).await;
+    let (last, bytes, state) = stats_after(&mut s, &id, last + 1).await;
+    assert_eq!(
+        bytes, state,
+        "checkpoint {last} (not incremental) wrote the whole state"
+    );
+    assert!(state > 200_000, "{state}");
+    exec(&mut s, &format!("STOP JOB '{id}'")).await;
 }

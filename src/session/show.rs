@@ -147,6 +147,9 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
                 last.as_ref()
                     .map(|l| l.size.to_string())
                     .unwrap_or_default(),
+                last.as_ref()
+                    .map(|l| l.state_size.to_string())
+                    .unwrap_or_default(),
                 checkpoint
                     .as_ref()
                     .map(|c| c.location.clone())
@@ -168,6 +171,7 @@ fn show_jobs(session: &Session) -> Result<StatementResult> {
             "checkpoint age",
             "checkpoint duration",
             "checkpoint bytes",
+            "state bytes",
             "checkpoint location",
             "restarts",
         ],

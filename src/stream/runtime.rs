@@ -997,7 +997,7 @@ async fn run_operator(
             && states.iter().all(|s| s.barrier || s.ended)
         {
             // Aligned: every change before barrier `id` is in; snapshot and pass it on.
-            let mut snapshot = StateSnapshot::new();
+            let mut snapshot = StateSnapshot::taking(h.takes_delta(id));
             op.snapshot(id, &mut snapshot)?;
             put_runtime(&mut snapshot, current, sent_watermark)?;
             ack(h, &ctx, id, &snapshot)?;

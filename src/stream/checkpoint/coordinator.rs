@@ -4,15 +4,23 @@
 //! announces it complete, which is when sinks commit. A checkpoint not complete within the
 //! timeout is abandoned (the next one starts after the pause). When every task of a bounded job
 //! has ended, it writes the final checkpoint; sinks commit their last output on that.
+//!
+//! Incremental checkpoints: a checkpoint that directly follows a complete one of the same run
+//! is taken in delta mode (tasks write what changed since their previous snapshot; see
+//! [`super::snapshot::merge`]), and its manifest lists each task's base files. The coordinator
+//! keeps every task's chain (base files and latest file) and, when a chain grows long or its
+//! deltas outweigh its base, merges it in the background into one file that later checkpoints
+//! refer to instead ([`CheckpointStore::compact`]). Savepoints, the final checkpoint and the
+//! first checkpoint of a run (and the first after one is abandoned) are written in full.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::store::{CheckpointStore, Manifest, ManifestNode, ManifestTask};
+use super::store::{CheckpointStore, Manifest, ManifestNode, ManifestTask, StateFile};
 use super::{Ack, CheckpointConfig, FINAL, TaskHooks};
 use crate::error::{Error, Result};
 
@@ -34,7 +42,12 @@ pub struct LastCheckpoint {
     pub id: u64,
     pub completed_at: chrono::DateTime<chrono::Utc>,
     pub duration: Duration,
+    /// Bytes the checkpoint wrote (with incremental checkpoints: what changed).
     pub size: u64,
+    /// Bytes of all the state files it refers to (the whole state).
+    pub state_size: u64,
+    /// Whether it was written as deltas over the previous one.
+    pub incremental: bool,
 }
 
 /// The tasks of a job as the coordinator sees them: per node, its uid, name and parallelism.
@@ -51,7 +64,18 @@ struct Pending {
     started: Instant,
     acks: HashMap<(usize, usize), Vec<u8>>,
     savepoint: bool,
+    /// Tasks take their snapshots in delta mode.
+    delta: bool,
 }
+
+/// A task's chain shortened by a background compaction: the files merged, and the one file
+/// that replaces them.
+type Compacted = Vec<((usize, usize), Vec<StateFile>, StateFile)>;
+
+/// A chain is compacted when it has more files than this ...
+const MAX_CHAIN: usize = 8;
+/// ... or when its deltas add up to more than this fraction of its first file.
+const MAX_DELTA_SHARE: f64 = 0.5;
 
 /// A savepoint's id and directory.
 pub type SavepointReply = tokio::sync::oneshot::Sender<Result<(u64, String)>>;
@@ -85,6 +109,7 @@ pub fn start(
         triggers: trigger_rx,
         completed: complete_rx,
         final_id: Default::default(),
+        delta_of: Default::default(),
         acks: ack_tx,
         stop: watch::channel(false).0,
         commits: Default::default(),
@@ -99,6 +124,10 @@ pub fn start(
         hooks: Arc::clone(&hooks),
         trigger_tx,
         complete_tx,
+        last_completed: None,
+        chains: HashMap::new(),
+        compacting: Vec::new(),
+        compactions: tokio::task::JoinSet::new(),
     }
     .run(ack_rx, request_rx);
     (hooks, request_tx, run)
@@ -115,9 +144,107 @@ struct Coordinator {
     hooks: Arc<TaskHooks>,
     trigger_tx: watch::Sender<u64>,
     complete_tx: watch::Sender<u64>,
+    /// The last checkpoint this run completed.
+    last_completed: Option<u64>,
+    /// Per task, the files its state at the last complete checkpoint is made of (relative to
+    /// the job's directory, oldest first).
+    chains: HashMap<(usize, usize), Vec<StateFile>>,
+    /// The chains being compacted and the files they are written to (kept from pruning).
+    compacting: Vec<((usize, usize), Vec<StateFile>, String)>,
+    compactions: tokio::task::JoinSet<Result<Compacted>>,
 }
 
 impl Coordinator {
+    /// Starts checkpoint (or savepoint) `next_id`: decides whether tasks take deltas, then
+    /// triggers the sources.
+    fn trigger(&mut self, savepoint: bool) -> Pending {
+        let id = self.next_id;
+        self.next_id += 1;
+        // Deltas only over a complete checkpoint every task snapshotted for (the previous id).
+        let delta = self.config.incremental
+            && !savepoint
+            && self.last_completed.is_some_and(|c| c + 1 == id);
+        self.hooks
+            .delta_of
+            .store(if delta { id } else { 0 }, Ordering::Release);
+        let _ = self.trigger_tx.send(id);
+        Pending {
+            id,
+            started: Instant::now(),
+            acks: HashMap::new(),
+            savepoint,
+            delta,
+        }
+    }
+
+    /// Starts compacting the chains that grew too long (one compaction at a time).
+    fn maybe_compact(&mut self) {
+        if !self.compacting.is_empty() {
+            return;
+        }
+        let mut work = Vec::new();
+        for (task, chain) in &self.chains {
+            let [first, deltas @ ..] = chain.as_slice() else {
+                continue;
+            };
+            let delta_bytes: u64 = deltas.iter().map(|f| f.size).sum();
+            if !deltas.is_empty()
+                && (chain.len() > MAX_CHAIN
+                    || delta_bytes as f64 > first.size as f64 * MAX_DELTA_SHARE)
+                && let Some(last) = chain.last()
+            {
+                let output = last.file.replace(".state", ".base.state");
+                self.compacting.push((*task, chain.clone(), output));
+                work.push((*task, chain.clone()));
+            }
+        }
+        if work.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        self.compactions.spawn(async move {
+            let mut done = Vec::new();
+            for (task, chain) in work {
+                let file = store.compact(&chain).await?;
+                done.push((task, chain, file));
+            }
+            Ok(done)
+        });
+    }
+
+    /// A compaction ended: chains that still start with the merged files now start with the
+    /// merged file instead.
+    fn compacted(&mut self, result: Result<Compacted>) {
+        self.compacting.clear();
+        match result {
+            Ok(done) => {
+                for (task, merged, file) in done {
+                    if let Some(chain) = self.chains.get_mut(&task)
+                        && chain.starts_with(&merged)
+                    {
+                        chain.splice(..merged.len(), [file]);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("compacting checkpoint state: {e}"),
+        }
+    }
+
+    /// Files the running job refers to or is writing (relative to the job's directory).
+    fn in_use(&self) -> HashSet<String> {
+        let mut files: HashSet<String> = self
+            .chains
+            .values()
+            .flatten()
+            .map(|f| f.file.clone())
+            .collect();
+        for (_, chain, output) in &self.compacting {
+            files.extend(chain.iter().map(|f| f.file.clone()));
+            files.insert(output.clone());
+        }
+        files
+    }
+
     fn tasks(&self) -> usize {
         self.layout.nodes.iter().map(|(_, _, p)| p).sum()
     }
@@ -149,17 +276,10 @@ impl Coordinator {
                         )));
                     }
                 } else {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    last_trigger = Instant::now();
-                    pending = Some(Pending {
-                        id,
-                        started: last_trigger,
-                        acks: HashMap::new(),
-                        savepoint: true,
-                    });
+                    let p = self.trigger(true);
+                    last_trigger = p.started;
+                    pending = Some(p);
                     answering.append(&mut waiting);
-                    let _ = self.trigger_tx.send(id);
                 }
             }
             if self.finished.len() == self.tasks() {
@@ -175,6 +295,7 @@ impl Coordinator {
                     started: Instant::now(),
                     acks: HashMap::new(),
                     savepoint: false,
+                    delta: false,
                 };
                 self.complete(p, true).await?;
                 for w in waiting.drain(..).chain(answering.drain(..)) {
@@ -190,11 +311,12 @@ impl Coordinator {
             let can_trigger = pending.is_none() && self.sources_running();
             tokio::select! {
                 () = tokio::time::sleep_until(next_at.into()), if can_trigger => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    last_trigger = Instant::now();
-                    pending = Some(Pending { id, started: last_trigger, acks: HashMap::new(), savepoint: false });
-                    let _ = self.trigger_tx.send(id);
+                    let p = self.trigger(false);
+                    last_trigger = p.started;
+                    pending = Some(p);
+                }
+                Some(done) = self.compactions.join_next(), if !self.compactions.is_empty() => {
+                    self.compacted(done.unwrap_or_else(|e| Err(Error::internal(format!("compaction task: {e}")))));
                 }
                 request = requests.recv() => {
                     match request {
@@ -274,11 +396,22 @@ impl Coordinator {
                         }
                     },
                 };
+                let base = if p.delta && !finished {
+                    self.chains.get(&(n, i)).cloned().ok_or_else(|| {
+                        Error::internal(format!(
+                            "checkpoint {}: task {name}#{i} took a delta without a base",
+                            p.id
+                        ))
+                    })?
+                } else {
+                    Vec::new()
+                };
                 tasks.push(ManifestTask {
                     file: String::new(),
                     size: 0,
                     crc32: 0,
                     finished,
+                    base,
                 });
                 per_instance.push(state);
             }
@@ -291,7 +424,7 @@ impl Coordinator {
             states.push(per_instance);
         }
         let manifest = Manifest {
-            format: 1,
+            format: super::store::FORMAT,
             checkpoint: p.id,
             created_ms: super::super::state::now_ms(),
             final_checkpoint,
@@ -311,11 +444,18 @@ impl Coordinator {
                 completed_at: chrono::Utc::now(),
                 duration: p.started.elapsed(),
                 size: written.size(),
+                state_size: written.full_size(),
+                incremental: p.delta,
             });
         }
+        self.chains = written.chains();
+        self.last_completed = Some(p.id);
         let _ = self.complete_tx.send(p.id);
+        if !final_checkpoint && self.config.incremental {
+            self.maybe_compact();
+        }
         if !p.savepoint
-            && let Err(e) = self.store.prune(self.config.retained).await
+            && let Err(e) = self.store.prune(self.config.retained, &self.in_use()).await
         {
             tracing::warn!("cleaning up old checkpoints: {e}");
         }

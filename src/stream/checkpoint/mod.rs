@@ -71,6 +71,10 @@ pub struct CheckpointConfig {
     pub retained: usize,
     /// `'execution.checkpointing.dir'` (default `<data dir>/checkpoints`).
     pub dir: String,
+    /// `'execution.checkpointing.incremental'` (or Flink 1.x's `'state.backend.incremental'`;
+    /// default `true`, unlike Flink): a checkpoint writes only the state changed since the
+    /// previous one and refers to earlier files for the rest.
+    pub incremental: bool,
 }
 
 impl CheckpointConfig {
@@ -105,6 +109,23 @@ impl CheckpointConfig {
             }
         };
         let timeout = duration("execution.checkpointing.timeout", Duration::from_secs(600))?;
+        let mut incremental = true;
+        for key in [
+            "state.backend.incremental",
+            "execution.checkpointing.incremental",
+        ] {
+            if let Some(v) = options.get(key) {
+                incremental = match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "bad '{key}' '{v}'; expected true or false"
+                        )));
+                    }
+                };
+            }
+        }
         let min_pause = duration("execution.checkpointing.min-pause", Duration::ZERO)?;
         let retained = match options.get("state.checkpoints.num-retained") {
             None => 1,
@@ -141,6 +162,7 @@ impl CheckpointConfig {
             min_pause,
             retained,
             dir,
+            incremental,
         }))
     }
 }
@@ -213,6 +235,9 @@ pub struct TaskHooks {
     pub completed: watch::Receiver<u64>,
     /// Set (before `completed` announces it) to the id of the final checkpoint.
     pub final_id: AtomicU64,
+    /// The checkpoint whose snapshots are taken in delta mode (0 = none): set by the
+    /// coordinator before it triggers a checkpoint that may be incremental.
+    pub delta_of: AtomicU64,
     pub acks: mpsc::UnboundedSender<Ack>,
     /// Set to `true` to make the sources end now (`STOP JOB .. WITH DRAIN`).
     pub stop: watch::Sender<bool>,
@@ -235,6 +260,12 @@ impl TaskHooks {
             .lock()
             .map(|c| c.values().filter(|&&last| last >= id).count())
             .unwrap_or(0)
+    }
+
+    /// Whether snapshots for checkpoint `id` are taken in delta mode (see
+    /// [`StateSnapshot::taking`]).
+    pub fn takes_delta(&self, id: u64) -> bool {
+        id != FINAL && id != 0 && self.delta_of.load(Ordering::Acquire) == id
     }
 
     /// Whether `id` is the final checkpoint (everything committed after it).

@@ -28,15 +28,84 @@ pub const KEY_TYPES: &str = "weir.state.key-types";
 /// Schema metadata key: the value encoding (operator-defined name and version).
 pub const VALUE_FORMAT: &str = "weir.state.value-format";
 
+/// Schema metadata key of a keyed table written in delta mode: it holds only the entries
+/// written since the previous snapshot (see [`merge`]).
+pub const DELTA: &str = "weir.state.delta";
+/// Suffix of the table that lists the keys a delta removed (`<table id>#removed`, one `key`
+/// column of row-format bytes).
+pub const REMOVED_SUFFIX: &str = "#removed";
+
 /// The state of one operator instance (or one source instance) at a checkpoint.
+///
+/// A snapshot is taken in full or in delta mode ([`StateSnapshot::delta`], chosen by the
+/// checkpoint coordinator for incremental checkpoints): in delta mode keyed tables that track
+/// their changes write only what changed since the task's previous snapshot, and tables that
+/// do not track changes (source positions, operator-level values) are written in full as
+/// always. A delta means nothing alone: [`merge`] applies it to the state it was taken after.
 #[derive(Debug, Default, Clone)]
 pub struct StateSnapshot {
     tables: BTreeMap<String, RecordBatch>,
+    /// Taken in delta mode (a property of taking it; not encoded: delta tables say so
+    /// themselves in their schema metadata).
+    delta: bool,
 }
 
 impl StateSnapshot {
     pub fn new() -> StateSnapshot {
         StateSnapshot::default()
+    }
+
+    /// An empty snapshot to be taken in delta mode when `delta` holds.
+    pub fn taking(delta: bool) -> StateSnapshot {
+        StateSnapshot {
+            tables: BTreeMap::new(),
+            delta,
+        }
+    }
+
+    /// Whether this snapshot is taken in delta mode.
+    pub fn is_delta(&self) -> bool {
+        self.delta
+    }
+
+    /// Whether any table is a delta (the snapshot must be merged onto its base).
+    pub fn has_deltas(&self) -> bool {
+        self.tables
+            .values()
+            .any(|t| t.schema_ref().metadata().contains_key(DELTA))
+    }
+
+    /// Adds keyed table `name` as a delta: `upserts` (a keyed table, see [`keyed_schema`]) are
+    /// the entries written since the previous snapshot, `removed` the keys removed since then.
+    ///
+    /// # Errors
+    /// Arrow errors building the tables.
+    pub fn put_delta(
+        &mut self,
+        name: &str,
+        upserts: RecordBatch,
+        removed: BinaryArray,
+    ) -> Result<()> {
+        let schema = upserts.schema();
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(DELTA.to_string(), "1".to_string());
+        let marked = Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata));
+        self.tables.insert(
+            name.to_string(),
+            RecordBatch::try_new(marked, upserts.columns().to_vec())?,
+        );
+        if !removed.is_empty() {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "key",
+                DataType::Binary,
+                false,
+            )]));
+            self.tables.insert(
+                format!("{name}{REMOVED_SUFFIX}"),
+                RecordBatch::try_new(schema, vec![Arc::new(removed)])?,
+            );
+        }
+        Ok(())
     }
 
     /// Adds (or replaces) table `name`.
@@ -104,8 +173,91 @@ impl StateSnapshot {
             let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
             tables.insert(name, batch);
         }
-        Ok(StateSnapshot { tables })
+        Ok(StateSnapshot {
+            tables,
+            delta: false,
+        })
     }
+}
+
+/// Applies `delta` (a snapshot taken in delta mode) to `base` (the state the same task had at
+/// its previous snapshot, itself merged): a delta keyed table replaces the base's entries of the
+/// keys it lists and drops the keys its `#removed` table lists; any other table of the delta
+/// replaces the base's table; tables the delta lacks are kept. The result has no delta tables.
+///
+/// # Errors
+/// `External` ("corrupt checkpoint state") for a removed-keys table without its delta table or a
+/// malformed table.
+pub fn merge(mut base: StateSnapshot, delta: StateSnapshot) -> Result<StateSnapshot> {
+    let mut removed: BTreeMap<String, RecordBatch> = BTreeMap::new();
+    let mut tables = Vec::new();
+    for (name, table) in delta.tables {
+        match name.strip_suffix(REMOVED_SUFFIX) {
+            Some(id) => {
+                removed.insert(id.to_string(), table);
+            }
+            None => tables.push((name, table)),
+        }
+    }
+    for (name, table) in tables {
+        if !table.schema_ref().metadata().contains_key(DELTA) {
+            base.tables.insert(name, table);
+            continue;
+        }
+        let gone = removed.remove(&name);
+        let merged = apply_delta(base.tables.remove(&name), &table, gone.as_ref(), &name)?;
+        base.tables.insert(name, merged);
+    }
+    if let Some(name) = removed.keys().next() {
+        return Err(corrupt(format!(
+            "removed keys of `{name}` without its delta table"
+        )));
+    }
+    base.delta = false;
+    Ok(base)
+}
+
+fn apply_delta(
+    base: Option<RecordBatch>,
+    upserts: &RecordBatch,
+    removed: Option<&RecordBatch>,
+    id: &str,
+) -> Result<RecordBatch> {
+    let schema = upserts.schema();
+    let mut metadata = schema.metadata().clone();
+    metadata.remove(DELTA);
+    let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata));
+    let upserts = RecordBatch::try_new(Arc::clone(&schema), upserts.columns().to_vec())
+        .map_err(|e| corrupt(format!("state `{id}`: {e}")))?;
+    let Some(base) = base else {
+        return Ok(upserts);
+    };
+    if upserts.num_columns() != 3 || base.num_columns() != 3 {
+        return Err(corrupt(format!(
+            "state `{id}`: a delta over a non-keyed table"
+        )));
+    }
+    let mut replaced: std::collections::HashSet<&[u8]> =
+        binary(upserts.column(0), id)?.iter().flatten().collect();
+    if let Some(r) = removed {
+        let keys = r
+            .columns()
+            .first()
+            .ok_or_else(|| corrupt(format!("state `{id}`: removed keys without a column")))?;
+        replaced.extend(binary(keys, id)?.iter().flatten());
+    }
+    let base_keys = binary(base.column(0), id)?;
+    let keep: datafusion::arrow::array::BooleanArray = base_keys
+        .iter()
+        .map(|k| Some(k.is_some_and(|k| !replaced.contains(k))))
+        .collect();
+    let kept = datafusion::arrow::compute::filter_record_batch(&base, &keep)?;
+    let kept = RecordBatch::try_new(Arc::clone(&schema), kept.columns().to_vec())
+        .map_err(|e| corrupt(format!("state `{id}`: {e}")))?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema,
+        [&kept, &upserts],
+    )?)
 }
 
 /// An `External` "corrupt checkpoint state" error: bytes that are not what their writer wrote.
@@ -398,5 +550,34 @@ mod tests {
         }
         let mut d = Dec::new(&[255, 255, 255, 255, 255, 255, 255, 255]);
         assert!(d.bytes().is_err());
+    }
+
+    #[test]
+    fn merging_rejects_removed_keys_without_their_delta() {
+        let mut base = StateSnapshot::new();
+        let mut b = KeyedTableBuilder::new(&[DataType::Int64], "test/1");
+        b.append(b"k1", 5, |e| {
+            e.i64(1);
+            Ok(())
+        })
+        .unwrap();
+        base.put("t", b.finish().unwrap());
+        let mut delta = StateSnapshot::taking(true);
+        delta
+            .put_delta(
+                "t",
+                KeyedTableBuilder::new(&[DataType::Int64], "test/1")
+                    .finish()
+                    .unwrap(),
+                BinaryArray::from_iter_values([b"k1"]),
+            )
+            .unwrap();
+        let bytes = delta.encode().unwrap();
+        let merged = merge(base.clone(), StateSnapshot::decode(&bytes).unwrap()).unwrap();
+        assert_eq!(merged.get("t").unwrap().num_rows(), 0);
+        let mut orphan = StateSnapshot::decode(&bytes).unwrap();
+        orphan.tables.remove("t");
+        let err = merge(base, orphan).unwrap_err().to_string();
+        assert!(err.contains("without its delta table"), "{err}");
     }
 }

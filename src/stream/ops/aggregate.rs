@@ -565,10 +565,11 @@ impl Operator for GroupAggregate {
     }
 
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
+        let mode = self.state.begin_snapshot(snapshot.is_delta());
         let core = &self.core;
-        // The emitted values of every group as rows, converted at once; the table below visits
-        // the groups in the same order.
-        let order: Vec<(&OwnedRow, &GroupState)> = self.state.iter().collect();
+        // The emitted values of every group written as rows, converted at once; the table below
+        // visits the groups in the same order.
+        let order: Vec<(&OwnedRow, &GroupState)> = self.state.snapshot_entries(mode).collect();
         let emitted: Vec<&Vec<ScalarValue>> = order
             .iter()
             .filter_map(|(_, g)| g.emitted.as_ref())
@@ -576,25 +577,29 @@ impl Operator for GroupAggregate {
         let emitted = core.values_to_rows(&emitted)?;
         let (mut at, mut next_emitted) = (0, 0);
         let format = core.state_format(GROUPS_FORMAT);
-        let table =
-            self.state
-                .snapshot_with_keys(&core.spec.group_types, &format, |key, group, e| {
-                    if !order.get(at).is_some_and(|(k, _)| std::ptr::eq(*k, key)) {
-                        return Err(Error::internal("group state changed during a snapshot"));
+        self.state.write_snapshot(
+            mode,
+            snapshot,
+            &core.spec.group_types,
+            &format,
+            |key, group, e| {
+                if !order.get(at).is_some_and(|(k, _)| std::ptr::eq(*k, key)) {
+                    return Err(Error::internal("group state changed during a snapshot"));
+                }
+                at += 1;
+                e.i64(group.rows);
+                core.encode_accs(&group.accs, e)?;
+                e.bool(group.emitted.is_some());
+                if group.emitted.is_some() {
+                    if let Some(rows) = &emitted {
+                        e.bytes(rows.row(next_emitted).as_ref());
                     }
-                    at += 1;
-                    e.i64(group.rows);
-                    core.encode_accs(&group.accs, e)?;
-                    e.bool(group.emitted.is_some());
-                    if group.emitted.is_some() {
-                        if let Some(rows) = &emitted {
-                            e.bytes(rows.row(next_emitted).as_ref());
-                        }
-                        next_emitted += 1;
-                    }
-                    Ok(())
-                })?;
-        snapshot.put(self.state.id(), table);
+                    next_emitted += 1;
+                }
+                Ok(())
+            },
+        )?;
+        self.state.end_snapshot();
         let emitted_any = self.emitted_any;
         codec::put_operator(snapshot, &self.operator_id, GROUP_OPERATOR_FORMAT, |e| {
             e.bool(emitted_any)
@@ -756,13 +761,11 @@ impl Operator for WindowAggregate {
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
         let core = &self.core;
         let format = core.state_format(WINDOWS_FORMAT);
-        let table = self
-            .state
-            .snapshot(&core.spec.group_types, &format, |group, e| {
+        self.state
+            .snapshot_into(snapshot, &core.spec.group_types, &format, |_, group, e| {
                 e.i64(group.end_ms);
                 core.encode_accs(&group.accs, e)
             })?;
-        snapshot.put(self.state.id(), table);
         let watermark = self.watermark;
         codec::put_operator(
             snapshot,

@@ -655,10 +655,9 @@ impl Operator for JoinOperator {
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
         for s in 0..2 {
             let format = self.side_format(s);
-            let side = &self.sides[s];
-            let table = side
-                .state
-                .snapshot(&self.spec.key_types, &format, |bucket, e| {
+            let side = &mut self.sides[s];
+            side.state
+                .snapshot_into(snapshot, &self.spec.key_types, &format, |_, bucket, e| {
                     let mut rows: Vec<(&OwnedRow, &RowEntry)> = bucket.iter().collect();
                     rows.sort_by(|a, b| a.0.cmp(b.0));
                     e.len(rows.len());
@@ -669,7 +668,6 @@ impl Operator for JoinOperator {
                     }
                     Ok(())
                 })?;
-            snapshot.put(side.state.id(), table);
         }
         let watermark = self.watermark;
         codec::put_operator(

@@ -621,11 +621,11 @@ impl Operator for PartitionedWindow {
 
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
         let format = self.partitions_format();
-        let table = self.partitions.snapshot(&self.key_types, &format, |p, e| {
-            encode_partition(p, e);
-            Ok(())
-        })?;
-        snapshot.put(self.partitions.id(), table);
+        self.partitions
+            .snapshot_into(snapshot, &self.key_types, &format, |_, p, e| {
+                encode_partition(p, e);
+                Ok(())
+            })?;
         let (seq, watermark) = (self.seq, self.watermark);
         codec::put_operator(
             snapshot,

@@ -274,15 +274,15 @@ impl Operator for SessionWindow {
 
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
         let format = self.sessions_format();
-        let table = self.pending.snapshot(&self.key_types, &format, |p, e| {
-            e.len(p.rows.len());
-            for (t, row) in &p.rows {
-                e.i64(*t);
-                e.row(row);
-            }
-            Ok(())
-        })?;
-        snapshot.put(self.pending.id(), table);
+        self.pending
+            .snapshot_into(snapshot, &self.key_types, &format, |_, p, e| {
+                e.len(p.rows.len());
+                for (t, row) in &p.rows {
+                    e.i64(*t);
+                    e.row(row);
+                }
+                Ok(())
+            })?;
         let watermark = self.watermark;
         codec::put_operator(
             snapshot,

@@ -407,10 +407,11 @@ impl Operator for TemporalJoinOperator {
 
     fn snapshot(&mut self, _checkpoint: u64, snapshot: &mut StateSnapshot) -> Result<()> {
         let [left_format, versions_format] = self.formats();
-        let left = self.left.snapshot(
+        self.left.snapshot_into(
+            snapshot,
             &self.spec.key_types,
             &left_format,
-            |waiting, e: &mut Enc| {
+            |_, waiting, e: &mut Enc| {
                 e.len(waiting.len());
                 for (t, rows) in waiting {
                     e.i64(*t);
@@ -422,11 +423,11 @@ impl Operator for TemporalJoinOperator {
                 Ok(())
             },
         )?;
-        snapshot.put(self.left.id(), left);
-        let versions = self.versions.snapshot(
+        self.versions.snapshot_into(
+            snapshot,
             &self.spec.key_types,
             &versions_format,
-            |versions, e: &mut Enc| {
+            |_, versions, e: &mut Enc| {
                 e.len(versions.len());
                 for (t, row) in versions {
                     e.i64(*t);
@@ -438,7 +439,6 @@ impl Operator for TemporalJoinOperator {
                 Ok(())
             },
         )?;
-        snapshot.put(self.versions.id(), versions);
         let watermark = self.watermark;
         codec::put_operator(
             snapshot,
