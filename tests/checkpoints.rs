@@ -1583,6 +1583,16 @@ async fn incremental_checkpoints_write_the_change_and_restore_whole() {
     );
     exec(&mut s, &format!("STOP JOB '{id}'")).await;
     drop(s);
+    // Long chains were compacted in the background (a `.base.state` file is referred to).
+    let job_dir = Path::new(&dir).join(&id);
+    let manifests: Vec<String> = std::fs::read_dir(&job_dir)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("_metadata")).ok())
+        .collect();
+    assert!(
+        manifests.iter().any(|m| m.contains(".base.state")),
+        "no retained checkpoint refers to a compacted file: {manifests:?}"
+    );
 
     // Restored from the chain; full checkpoints from now on.
     add_file(&input, "d.csv", 0..10);
