@@ -52,6 +52,29 @@ enum BenchCommand {
     Tpcds(Box<BenchArgs>),
     /// Nexmark q0-q23 in streaming mode over the bounded `nexmark` generator.
     Nexmark(Box<NexmarkArgs>),
+    /// Checkpoint size and duration of a large state that changes a little (incremental
+    /// against full checkpoints).
+    Checkpoints(Box<CheckpointArgs>),
+}
+
+/// Options of `weir bench checkpoints`.
+#[derive(Debug, Args)]
+struct CheckpointArgs {
+    /// Distinct keys of the state.
+    #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+    keys: u64,
+    /// Fraction of the keys changed per round.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    change: f64,
+    /// Rounds of changes.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    rounds: usize,
+    /// Checkpoint interval.
+    #[arg(long, value_name = "INTERVAL", default_value = "1 s")]
+    interval: String,
+    /// parallelism.default [default: CPUs]
+    #[arg(long, value_name = "N")]
+    parallelism: Option<usize>,
 }
 
 /// Options of `weir bench nexmark`.
@@ -282,6 +305,9 @@ async fn run(cli: Cli, executor: Handle) -> anyhow::Result<ExitCode> {
         Some(Command::Bench(BenchCommand::Tpch(args))) => run_bench("tpch", args, executor).await,
         Some(Command::Bench(BenchCommand::Tpcds(args))) => run_bench("tpcds", args, executor).await,
         Some(Command::Bench(BenchCommand::Nexmark(args))) => run_nexmark(args, executor).await,
+        Some(Command::Bench(BenchCommand::Checkpoints(args))) => {
+            run_checkpoint_bench(args, executor).await
+        }
         Some(Command::Serve(args)) => serve(args, executor).await,
         Some(Command::HashPassword) => hash_password(),
         None => run_sql(cli.shell, executor).await,
@@ -298,6 +324,35 @@ fn key_values(settings: &[String]) -> weir::Result<Vec<(String, String)>> {
                 .ok_or_else(|| weir::Error::invalid(format!("--set '{kv}' must be KEY=VALUE")))
         })
         .collect()
+}
+
+/// `weir bench checkpoints`: progress on stderr, the Markdown table on stdout.
+async fn run_checkpoint_bench(
+    args: Box<CheckpointArgs>,
+    executor: Handle,
+) -> anyhow::Result<ExitCode> {
+    let options = weir::bench::checkpoints::CheckpointBenchOptions {
+        keys: args.keys,
+        change: args.change,
+        rounds: args.rounds,
+        interval: args.interval.clone(),
+        parallelism: args
+            .parallelism
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let run = async move {
+        weir::bench::checkpoints::run(&options, &mut |line| eprintln!("{line}")).await
+    };
+    match shell::on_runtime(Some(&executor), run).await {
+        Ok(report) => {
+            print!("{}", report.to_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// `weir bench nexmark`: runs the queries on the query runtime, one line per query on stderr,

@@ -7,6 +7,7 @@
 //! [`formats`]). The runner's own time is kept apart from query time.
 
 pub mod answers;
+pub mod checkpoints;
 pub mod data;
 pub mod formats;
 pub mod memory;
