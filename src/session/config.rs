@@ -161,6 +161,7 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         crate::functions::math::udfs(),
         crate::functions::collections::udfs(),
         crate::functions::json::udfs(),
+        crate::functions::json_build::udfs(),
         crate::functions::conditional::udfs(),
     ];
     for udf in crate::functions::flink::udfs()
@@ -173,6 +174,7 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     for udaf in crate::functions::aggregates::udafs()
         .into_iter()
         .chain(crate::functions::list_aggregates::udafs())
+        .chain(crate::functions::json_aggregates::udafs())
     {
         datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
     }

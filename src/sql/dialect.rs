@@ -30,6 +30,9 @@
 //!   would otherwise parse as a column name; it becomes an upper-case string literal, the
 //!   first argument of the function of that name (`crate::functions::timestamp_arith`). Any
 //!   other word there is a syntax error that lists the units.
+//! - **Flink's SQL/JSON syntax**: `JSON_OBJECT(k VALUE v ..)`, `JSON_ARRAY(..)`, `JSON(..)`,
+//!   `JSON_ARRAYAGG(..)`, `JSON_OBJECTAGG(KEY k VALUE v)` with `NULL` / `ABSENT ON NULL`, and
+//!   `x IS [NOT] JSON [kind]` become plain function calls ([`super::json_syntax`]).
 //! - `FOR SYSTEM_TIME AS OF t.proctime` (temporal joins) and `COUNT(..) FILTER (WHERE ..)` are
 //!   sqlparser features switched on here.
 
@@ -43,6 +46,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::sql::flink_types::{parse_flink_type, sql_type_to_ast};
+use crate::sql::json_syntax;
 
 /// Flink SQL's lexical and syntactic conventions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -89,6 +93,15 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        json_syntax::parse_infix(parser, expr)
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         let [first, second] = parser.peek_tokens_ref::<2>();
         let Token::Word(w) = &first.token else {
@@ -97,6 +110,16 @@ impl Dialect for FlinkDialect {
         if w.quote_style.is_some() {
             return None;
         }
+        if second.token == Token::LParen {
+            let name = w.value.clone();
+            if let Some(expr) = json_syntax::parse_prefix(parser, &name) {
+                return Some(expr);
+            }
+        }
+        let [first, second] = parser.peek_tokens_ref::<2>();
+        let Token::Word(w) = &first.token else {
+            return None;
+        };
         if second.token == Token::LParen
             && ["TIMESTAMPDIFF", "TIMESTAMPADD"]
                 .iter()
