@@ -153,6 +153,11 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         .build();
     let mut state = state;
     datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(ProcTime::udf()))?;
+    // Answered from the planned argument type (Flink's type names live in `types`).
+    datafusion::execution::FunctionRegistry::register_udf(
+        &mut state,
+        Arc::new(crate::planner::planning_functions::TypeOf::udf()),
+    )?;
     // Flink built-ins DataFusion lacks; `date_format` replaces DataFusion's `to_char` alias.
     let families = [
         crate::functions::strings::udfs(),
