@@ -33,6 +33,8 @@
 //! - **Flink's SQL/JSON syntax**: `JSON_OBJECT(k VALUE v ..)`, `JSON_ARRAY(..)`, `JSON(..)`,
 //!   `JSON_ARRAYAGG(..)`, `JSON_OBJECTAGG(KEY k VALUE v)` with `NULL` / `ABSENT ON NULL`, and
 //!   `x IS [NOT] JSON [kind]` become plain function calls ([`super::json_syntax`]).
+//! - **`(start1, end1) OVERLAPS (start2, end2)`** becomes `overlaps(start1, end1, start2, end2)`
+//!   (`crate::functions::overlaps`).
 //! - `FOR SYSTEM_TIME AS OF t.proctime` (temporal joins) and `COUNT(..) FILTER (WHERE ..)` are
 //!   sqlparser features switched on here.
 
@@ -99,6 +101,14 @@ impl Dialect for FlinkDialect {
         expr: &Expr,
         _precedence: u8,
     ) -> Option<Result<Expr, ParserError>> {
+        if let Expr::Tuple(period) = expr
+            && period.len() == 2
+            && let Token::Word(w) = &parser.peek_token_ref().token
+            && w.keyword == Keyword::OVERLAPS
+            && w.quote_style.is_none()
+        {
+            return Some(parse_overlaps(parser, period));
+        }
         json_syntax::parse_infix(parser, expr)
     }
 
@@ -302,6 +312,27 @@ fn parse_time_unit_function(p: &mut Parser) -> Result<Expr, ParserError> {
     }
     p.expect_token(&Token::RParen)?;
     Ok(function(&name, args))
+}
+
+/// `(start1, end1) OVERLAPS (start2, end2)` → `overlaps(start1, end1, start2, end2)`, the
+/// first period already parsed.
+fn parse_overlaps(p: &mut Parser, period: &[Expr]) -> Result<Expr, ParserError> {
+    p.expect_keyword_is(Keyword::OVERLAPS)?;
+    let open = p.peek_token();
+    if open.token != Token::LParen {
+        return Err(ParserError::ParserError(format!(
+            "OVERLAPS expects a period `(start, end)` on its right, found: {}{}",
+            open.token, open.span.start
+        )));
+    }
+    p.next_token();
+    let start = p.parse_expr()?;
+    p.expect_token(&Token::Comma)?;
+    let end = p.parse_expr()?;
+    p.expect_token(&Token::RParen)?;
+    let mut args = period.to_vec();
+    args.extend([start, end]);
+    Ok(function("overlaps", args))
 }
 
 /// `CAST ( expr AS <flink type> )`.
