@@ -171,6 +171,8 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     ];
     for udf in crate::functions::flink::udfs()
         .into_iter()
+        .chain(crate::functions::time::LocalNow::udfs())
+        .chain([crate::functions::overlaps::Overlaps::udf()])
         .chain(families.into_iter().flatten())
     {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
