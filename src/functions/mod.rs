@@ -9,11 +9,13 @@
 //! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `JSON_QUOTE`, ...), `json_build` (the JSON
 //! constructors `JSON_OBJECT` / `JSON_ARRAY` / `JSON(...)`, `IS JSON`); and the aggregates
 //! `LISTAGG` and `PERCENTILE` (`list_aggregates`), `JSON_ARRAYAGG` and `JSON_OBJECTAGG`
-//! (`json_aggregates`), batch only so far; `IF` (`conditional`).
+//! (`json_aggregates`), batch only so far; `IF` (`conditional`); the `BITMAP_*` functions and
+//! aggregates over Roaring bitmaps in `BYTES` values (`bitmap`).
 //!
 //! Uses only `error`.
 
 pub mod aggregates;
+pub mod bitmap;
 pub mod collections;
 pub mod conditional;
 pub mod encoding;

@@ -167,6 +167,7 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         crate::functions::collections::udfs(),
         crate::functions::json::udfs(),
         crate::functions::json_build::udfs(),
+        crate::functions::bitmap::udfs(),
         crate::functions::conditional::udfs(),
     ];
     for udf in crate::functions::flink::udfs()
@@ -182,6 +183,7 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         .into_iter()
         .chain(crate::functions::list_aggregates::udafs())
         .chain(crate::functions::json_aggregates::udafs())
+        .chain(crate::functions::bitmap::udafs())
     {
         datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
     }
