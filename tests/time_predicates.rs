@@ -92,6 +92,20 @@ async fn overlaps_as_in_flink() {
             "true",
         ),
         (
+            "(DATE '2024-01-01', INTERVAL '2' DAY) OVERLAPS (DATE '2024-01-03', DATE '2024-01-04')",
+            "true",
+        ),
+        (
+            "(DATE '2024-01-01', INTERVAL '1' MONTH) OVERLAPS (DATE '2024-02-02', DATE '2024-02-04')",
+            "false",
+        ),
+        // TIME + INTERVAL wraps at midnight (01:00), and the period is turned around to
+        // 01:00..23:00, as Flink's generated code does.
+        (
+            "(TIME '23:00:00', INTERVAL '2' HOUR) OVERLAPS (TIME '00:30:00', TIME '00:40:00')",
+            "false",
+        ),
+        (
             "(DATE '2024-01-01', CAST(NULL AS DATE)) OVERLAPS (DATE '2024-01-01', DATE '2024-01-02')",
             "NULL",
         ),
