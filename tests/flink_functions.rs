@@ -323,6 +323,8 @@ async fn functions_in_streaming_mode() {
         "STR_TO_MAP(s, ',', '=')",
         "TRUNCATE(d, 1)",
         "UNIX_TIMESTAMP(ts)",
+        "JSON_OBJECT('s' VALUE s, 'd' VALUE JSON_ARRAY(d, JSON_OBJECT('j' VALUE j)))",
+        "j IS JSON OBJECT",
     ];
     for expr in exprs {
         let sql = format!(

@@ -13,18 +13,19 @@
 //! - `JSON_QUOTE(str)`: `str` as a JSON string literal, escaping `"`, `\`, `/`, control and
 //!   non-ASCII characters (`\u00e9`) as Flink does. `JSON_UNQUOTE(str)`: the reverse for a
 //!   valid quoted JSON string; anything else comes back unchanged.
-//! - `JSON_STRING(value)` → `STRING`: any SQL value as JSON text; NULL for NULL.
+//! - `JSON_STRING(value)` → `STRING`: any SQL value as JSON text (`json_build::to_json`, as
+//!   Flink renders values in JSON); NULL for NULL.
 
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::ScalarUDF;
 
-use super::rowwise::{Ctx, RowFn, all_strings, need_str, str_of, string};
+use super::json_build::{compact, to_json};
+use super::rowwise::{Ctx, RowFn, all_strings, need_str, string};
 use super::strings::{java_double, ret_string};
 
 /// The functions of this module.
@@ -139,31 +140,6 @@ fn find<'a>(doc: &'a str, steps: &[Step]) -> Found<'a> {
     Found::Value(at)
 }
 
-/// JSON text without insignificant whitespace.
-fn compact(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in raw.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_whitespace() {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn json_value(args: &[ScalarValue], _: &Ctx) -> DfResult<ScalarValue> {
     let doc = need_str("JSON_VALUE", args, 0)?;
     let steps = compile_path(need_str("JSON_VALUE", args, 1)?)?;
@@ -247,38 +223,6 @@ fn json_unquote(args: &[ScalarValue], _: &Ctx) -> DfResult<ScalarValue> {
         return Ok(string(unquoted));
     }
     Ok(string(s))
-}
-
-/// A SQL value as JSON text (Jackson's rendering, as Flink's `JSON_STRING`).
-fn to_json(v: &ScalarValue) -> DfResult<String> {
-    if v.is_null() {
-        return Ok("null".into());
-    }
-    Ok(match v {
-        ScalarValue::Boolean(Some(b)) => b.to_string(),
-        ScalarValue::Float32(Some(f)) => java_double(f64::from(*f)),
-        ScalarValue::Float64(Some(f)) => java_double(*f),
-        ScalarValue::Decimal128(..) | ScalarValue::Decimal256(..) => v.to_string(),
-        v if v.data_type().is_integer() => v.to_string(),
-        ScalarValue::List(l) => {
-            let items = l.value(0);
-            let mut parts = Vec::with_capacity(items.len());
-            for i in 0..items.len() {
-                parts.push(to_json(&ScalarValue::try_from_array(&items, i)?)?);
-            }
-            format!("[{}]", parts.join(","))
-        }
-        v => match str_of(v) {
-            Some(s) => serde_json::to_string(s)
-                .map_err(|e| DataFusionError::Execution(format!("JSON_STRING: {e}")))?,
-            None => {
-                return exec_err!(
-                    "JSON_STRING of a {} value is not supported yet",
-                    super::rowwise::sql_name(&v.data_type())
-                );
-            }
-        },
-    })
 }
 
 fn json_string(args: &[ScalarValue], _: &Ctx) -> DfResult<ScalarValue> {

@@ -17,6 +17,11 @@
 //!   (over DataFusion's): NULL when the string does not parse; without a pattern a day past
 //!   the month's end is clamped for `TO_TIMESTAMP` (Java's smart resolver) but not `TO_DATE`.
 //! - `CURRENT_ROW_TIMESTAMP()` → `TIMESTAMP_LTZ(3)`: the wall clock, read for every row.
+//! - `LOCALTIMESTAMP` → `TIMESTAMP(3)` and `LOCALTIME` → `TIME(0)` (stored as Weir stores a
+//!   `TIME(0)` column, whole seconds in Arrow's millisecond time): the statement's start time
+//!   (as `CURRENT_TIMESTAMP`) as a local date-time / time of day in the session time zone,
+//!   folded to a literal when the statement is planned (DataFusion's simplifier, as `NOW()`).
+//!   sqlparser reads the bare keywords as calls without arguments.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use datafusion::arrow::array::timezone::Tz;
@@ -355,9 +360,134 @@ fn convert_tz(args: &[ScalarValue], _: &Ctx) -> DfResult<ScalarValue> {
     Ok(string(format_local(&moved, DEFAULT_PATTERN)?))
 }
 
+// ---- LOCALTIME / LOCALTIMESTAMP
+
+/// `LOCALTIME` (`time_only`) or `LOCALTIMESTAMP`; see the module docs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct LocalNow {
+    time_only: bool,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl LocalNow {
+    pub fn udfs() -> Vec<ScalarUDF> {
+        [true, false]
+            .into_iter()
+            .map(|time_only| {
+                ScalarUDF::new_from_impl(LocalNow {
+                    time_only,
+                    signature: datafusion::logical_expr::Signature::nullary(
+                        datafusion::logical_expr::Volatility::Stable,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// The value at `now` in the zone named `zone` (UTC when unset).
+    fn value(&self, now: DateTime<chrono::Utc>, zone: Option<&str>) -> DfResult<ScalarValue> {
+        let tz = parse_zone(zone.unwrap_or("UTC"))?;
+        let local = tz.from_utc_datetime(&now.naive_utc()).naive_local();
+        Ok(if self.time_only {
+            let seconds = chrono::Timelike::num_seconds_from_midnight(&local);
+            ScalarValue::Time32Millisecond(i32::try_from(seconds).ok().map(|s| s * 1000))
+        } else {
+            ScalarValue::TimestampMillisecond(Some(local.and_utc().timestamp_millis()), None)
+        })
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for LocalNow {
+    fn name(&self) -> &str {
+        if self.time_only {
+            "localtime"
+        } else {
+            "localtimestamp"
+        }
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(if self.time_only {
+            DataType::Time32(TimeUnit::Millisecond)
+        } else {
+            DataType::Timestamp(TimeUnit::Millisecond, None)
+        })
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<datafusion::arrow::datatypes::FieldRef> {
+        Ok(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new(self.name(), self.return_type(&[])?, false),
+        ))
+    }
+
+    fn simplify(
+        &self,
+        args: Vec<datafusion::logical_expr::Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> DfResult<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        let Some(now) = info.query_execution_start_time() else {
+            return Ok(ExprSimplifyResult::Original(args));
+        };
+        let zone = info.config_options().execution.time_zone.clone();
+        Ok(ExprSimplifyResult::Simplified(
+            datafusion::logical_expr::Expr::Literal(self.value(now, zone.as_deref())?, None),
+        ))
+    }
+
+    fn invoke_with_args(
+        &self,
+        _args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        // As DataFusion's `now()`: an error here makes the planner's constant folding leave the
+        // call to `simplify`, which folds it to the statement's start time.
+        datafusion::common::internal_err!(
+            "{} is folded to the statement's start time when planned, not evaluated per row",
+            self.name().to_uppercase()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_now_in_the_session_zone() {
+        let now = chrono::Utc
+            .with_ymd_and_hms(2024, 1, 2, 23, 30, 15)
+            .single()
+            .unwrap()
+            + chrono::Duration::milliseconds(250);
+        let [time, timestamp] = [true, false].map(|time_only| LocalNow {
+            time_only,
+            signature: datafusion::logical_expr::Signature::nullary(
+                datafusion::logical_expr::Volatility::Stable,
+            ),
+        });
+        let shanghai = Some("Asia/Shanghai");
+        // 2024-01-03 07:30:15.250 in Shanghai.
+        assert_eq!(
+            timestamp.value(now, shanghai).unwrap(),
+            ScalarValue::TimestampMillisecond(Some(1_704_267_015_250), None)
+        );
+        assert_eq!(
+            time.value(now, shanghai).unwrap(),
+            ScalarValue::Time32Millisecond(Some((7 * 3600 + 30 * 60 + 15) * 1000))
+        );
+        assert_eq!(
+            time.value(now, None).unwrap(),
+            ScalarValue::Time32Millisecond(Some((23 * 3600 + 30 * 60 + 15) * 1000))
+        );
+        assert!(time.value(now, Some("Mars/Base")).is_err());
+    }
 
     fn ctx_call(
         f: fn(&[ScalarValue], &Ctx) -> DfResult<ScalarValue>,

@@ -160,6 +160,11 @@ impl ContextProvider for PlanningContext<'_> {
                 crate::functions::proctime::ProcTime::streaming_udf(),
             ));
         }
+        if name.eq_ignore_ascii_case("current_database") {
+            return Some(Arc::new(super::planning_functions::CurrentDatabase::udf(
+                &self.snapshot.current_database,
+            )));
+        }
         self.state.scalar_functions().get(name).cloned()
     }
 

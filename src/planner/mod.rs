@@ -10,6 +10,7 @@ pub mod context;
 pub mod field_names;
 pub mod group_window;
 pub mod insert;
+pub mod planning_functions;
 pub mod resolve;
 pub mod tables;
 pub mod temporal;

@@ -153,6 +153,11 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         .build();
     let mut state = state;
     datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(ProcTime::udf()))?;
+    // Answered from the planned argument type (Flink's type names live in `types`).
+    datafusion::execution::FunctionRegistry::register_udf(
+        &mut state,
+        Arc::new(crate::planner::planning_functions::TypeOf::udf()),
+    )?;
     // Flink built-ins DataFusion lacks; `date_format` replaces DataFusion's `to_char` alias.
     let families = [
         crate::functions::strings::udfs(),
@@ -161,10 +166,14 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         crate::functions::math::udfs(),
         crate::functions::collections::udfs(),
         crate::functions::json::udfs(),
+        crate::functions::json_build::udfs(),
+        crate::functions::bitmap::udfs(),
         crate::functions::conditional::udfs(),
     ];
     for udf in crate::functions::flink::udfs()
         .into_iter()
+        .chain(crate::functions::time::LocalNow::udfs())
+        .chain([crate::functions::overlaps::Overlaps::udf()])
         .chain(families.into_iter().flatten())
     {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
@@ -173,6 +182,8 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
     for udaf in crate::functions::aggregates::udafs()
         .into_iter()
         .chain(crate::functions::list_aggregates::udafs())
+        .chain(crate::functions::json_aggregates::udafs())
+        .chain(crate::functions::bitmap::udafs())
     {
         datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
     }

@@ -30,6 +30,11 @@
 //!   would otherwise parse as a column name; it becomes an upper-case string literal, the
 //!   first argument of the function of that name (`crate::functions::timestamp_arith`). Any
 //!   other word there is a syntax error that lists the units.
+//! - **Flink's SQL/JSON syntax**: `JSON_OBJECT(k VALUE v ..)`, `JSON_ARRAY(..)`, `JSON(..)`,
+//!   `JSON_ARRAYAGG(..)`, `JSON_OBJECTAGG(KEY k VALUE v)` with `NULL` / `ABSENT ON NULL`, and
+//!   `x IS [NOT] JSON [kind]` become plain function calls ([`super::json_syntax`]).
+//! - **`(start1, end1) OVERLAPS (start2, end2)`** becomes `overlaps(start1, end1, start2, end2)`
+//!   (`crate::functions::overlaps`).
 //! - `FOR SYSTEM_TIME AS OF t.proctime` (temporal joins) and `COUNT(..) FILTER (WHERE ..)` are
 //!   sqlparser features switched on here.
 
@@ -43,6 +48,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::sql::flink_types::{parse_flink_type, sql_type_to_ast};
+use crate::sql::json_syntax;
 
 /// Flink SQL's lexical and syntactic conventions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -89,6 +95,23 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        if let Expr::Tuple(period) = expr
+            && period.len() == 2
+            && let Token::Word(w) = &parser.peek_token_ref().token
+            && w.keyword == Keyword::OVERLAPS
+            && w.quote_style.is_none()
+        {
+            return Some(parse_overlaps(parser, period));
+        }
+        json_syntax::parse_infix(parser, expr)
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         let [first, second] = parser.peek_tokens_ref::<2>();
         let Token::Word(w) = &first.token else {
@@ -97,6 +120,16 @@ impl Dialect for FlinkDialect {
         if w.quote_style.is_some() {
             return None;
         }
+        if second.token == Token::LParen {
+            let name = w.value.clone();
+            if let Some(expr) = json_syntax::parse_prefix(parser, &name) {
+                return Some(expr);
+            }
+        }
+        let [first, second] = parser.peek_tokens_ref::<2>();
+        let Token::Word(w) = &first.token else {
+            return None;
+        };
         if second.token == Token::LParen
             && ["TIMESTAMPDIFF", "TIMESTAMPADD"]
                 .iter()
@@ -279,6 +312,27 @@ fn parse_time_unit_function(p: &mut Parser) -> Result<Expr, ParserError> {
     }
     p.expect_token(&Token::RParen)?;
     Ok(function(&name, args))
+}
+
+/// `(start1, end1) OVERLAPS (start2, end2)` → `overlaps(start1, end1, start2, end2)`, the
+/// first period already parsed.
+fn parse_overlaps(p: &mut Parser, period: &[Expr]) -> Result<Expr, ParserError> {
+    p.expect_keyword_is(Keyword::OVERLAPS)?;
+    let open = p.peek_token();
+    if open.token != Token::LParen {
+        return Err(ParserError::ParserError(format!(
+            "OVERLAPS expects a period `(start, end)` on its right, found: {}{}",
+            open.token, open.span.start
+        )));
+    }
+    p.next_token();
+    let start = p.parse_expr()?;
+    p.expect_token(&Token::Comma)?;
+    let end = p.parse_expr()?;
+    p.expect_token(&Token::RParen)?;
+    let mut args = period.to_vec();
+    args.extend([start, end]);
+    Ok(function("overlaps", args))
 }
 
 /// `CAST ( expr AS <flink type> )`.

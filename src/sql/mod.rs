@@ -9,6 +9,7 @@ mod ddl;
 pub mod dialect;
 pub mod flink_types;
 pub mod hints;
+mod json_syntax;
 pub mod parser;
 mod show;
 pub mod statement;
