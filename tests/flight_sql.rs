@@ -583,3 +583,64 @@ async fn concurrent_query_limit_and_idle_timeout() {
     assert!(err.message().contains("expired"), "{err}");
     server.stop().await;
 }
+
+/// The `SHOW JOBS` rows as `(job id, status, rows in)`.
+async fn show_jobs(client: &mut FlightSqlServiceClient<Channel>) -> Vec<(String, String, i64)> {
+    let batches = query(client, "SHOW JOBS").await.unwrap();
+    let ids = strings(&batches, "job id");
+    let statuses = strings(&batches, "status");
+    let rows = strings(&batches, "rows in");
+    ids.into_iter()
+        .zip(statuses)
+        .zip(rows)
+        .map(|((id, status), rows)| (id, status, rows.parse().unwrap()))
+        .collect()
+}
+
+/// A streaming job belongs to the server, not to the client session that started it: it keeps
+/// running after that session expired, and another client sees it in `SHOW JOBS` and stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_jobs_outlive_their_session_and_every_client_sees_them() {
+    let mut config = weir::flight::ServerConfig::new(SessionOptions::default());
+    config.idle_timeout = std::time::Duration::from_millis(1500);
+    let server = Server::start_with(config).await;
+    let mut first = server.client().await;
+    first.handshake("first", "x").await.unwrap();
+    for sql in [
+        "SET 'execution.runtime-mode' = 'streaming'",
+        "CREATE TABLE g (id INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200')",
+        "CREATE TABLE b (id INT) WITH ('connector' = 'blackhole')",
+        "INSERT INTO b SELECT id FROM g",
+    ] {
+        first.execute_update(sql.to_string(), None).await.unwrap();
+    }
+    let jobs = show_jobs(&mut first).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let id = jobs[0].0.clone();
+
+    // The first client's session expires; its job goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(first.execute("SELECT 1".to_string(), None).await.is_err());
+    let mut second = server.client().await;
+    second.handshake("second", "y").await.unwrap();
+    let before = show_jobs(&mut second).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        (before[0].0.as_str(), before[0].1.as_str()),
+        (id.as_str(), "RUNNING")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = show_jobs(&mut second).await;
+    assert!(
+        after[0].2 > before[0].2,
+        "the job reads on: {before:?} then {after:?}"
+    );
+
+    second
+        .execute_update(format!("STOP JOB '{id}'"), None)
+        .await
+        .unwrap();
+    let stopped = show_jobs(&mut second).await;
+    assert_eq!(stopped[0].1, "CANCELED", "{stopped:?}");
+    server.stop().await;
+}

@@ -80,7 +80,7 @@ fn job_state(s: &Session) -> Result<(u64, Option<CheckpointSample>)> {
     let entry = s
         .jobs()
         .entries()
-        .last()
+        .pop()
         .ok_or_else(|| Error::internal("the benchmark job is gone"))?;
     if !entry.job.status().is_running() {
         return Err(Error::external(format!(

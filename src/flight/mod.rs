@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Sessions open at a time; beyond it the least recently used is closed.
     pub max_sessions: usize,
+    /// The server's streaming jobs, shared by every session: a job runs until it ends or is
+    /// stopped, whichever client started it and whether or not that client is still connected.
+    pub jobs: crate::session::Jobs,
 }
 
 /// A server certificate and key, PEM-encoded.
@@ -78,6 +81,7 @@ impl ServerConfig {
             memory_limit: None,
             idle_timeout: Duration::from_secs(30 * 60),
             max_sessions: 256,
+            jobs: crate::session::Jobs::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub async fn serve_on(
     let _resumed = match config.session.data_dir {
         Some(_) => {
             let mut session = crate::session::Session::open(config.session.clone()).await?;
+            session.share_jobs(config.jobs.clone());
             let ids = session.resume_jobs().await;
             if !ids.is_empty() {
                 tracing::info!(jobs = ?ids, "resumed streaming jobs from their checkpoints");

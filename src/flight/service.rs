@@ -86,7 +86,8 @@ impl WeirFlightSql {
                 config.memory_limit,
                 config.max_sessions,
                 config.idle_timeout,
-            ),
+            )
+            .sharing_jobs(config.jobs.clone()),
             queries: Queries::new(RESULT_TTL, config.max_queries),
             prepared: PreparedStatements::default(),
             sql_info: metadata::sql_info()?,

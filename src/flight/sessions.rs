@@ -33,6 +33,8 @@ pub enum ClientKey {
 /// The sessions of the connected clients.
 pub struct Sessions {
     options: SessionOptions,
+    /// The registry every session's streaming jobs go to (`None`: each session has its own).
+    jobs: Option<crate::session::Jobs>,
     memory_limit: Option<usize>,
     max_sessions: usize,
     idle_timeout: Duration,
@@ -56,6 +58,7 @@ impl Sessions {
     ) -> Self {
         Self {
             options,
+            jobs: None,
             memory_limit,
             max_sessions: max_sessions.max(1),
             idle_timeout,
@@ -63,8 +66,17 @@ impl Sessions {
         }
     }
 
+    /// Every session opened from now on registers its jobs in `jobs`.
+    pub fn sharing_jobs(mut self, jobs: crate::session::Jobs) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
     async fn open_session(&self) -> Result<Arc<Mutex<Session>>> {
         let mut session = Session::open(self.options.clone()).await?;
+        if let Some(jobs) = &self.jobs {
+            session.share_jobs(jobs.clone());
+        }
         session.set_memory_limit(self.memory_limit)?;
         Ok(Arc::new(Mutex::new(session)))
     }

@@ -1,8 +1,13 @@
-//! Streaming jobs of a session: `INSERT INTO` in streaming mode runs as a background job.
-//! `SHOW JOBS` lists them with their state and counters, `STOP JOB '<id>'` cancels one. Jobs
-//! belong to the session: when it is dropped, its jobs stop.
+//! Streaming jobs: `INSERT INTO` in streaming mode runs as a background job, registered in a
+//! [`Jobs`] registry. `SHOW JOBS` lists the registry's jobs with their state and counters,
+//! `STOP JOB '<id>'` cancels one. A session has a registry of its own unless it is given a
+//! shared one ([`super::Session::share_jobs`]): the shell's jobs stop with its session, while
+//! `weir serve` gives every client session (and the session that resumes jobs after a crash)
+//! one registry that lives as long as the server, so a job outlives the client that started it
+//! and every client sees and can stop every job, as in a Flink cluster.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -36,9 +41,16 @@ impl JobEntry {
     }
 }
 
-#[derive(Default)]
+/// A registry of streaming jobs; clones share it. Dropping the last clone stops its jobs.
+#[derive(Clone, Default)]
 pub struct Jobs {
-    entries: Vec<JobEntry>,
+    entries: Arc<Mutex<Vec<Arc<JobEntry>>>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jobs({})", self.entries().len())
+    }
 }
 
 impl Jobs {
@@ -47,35 +59,39 @@ impl Jobs {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<JobEntry>>> {
+        // A panic while holding the lock cannot leave the list half-changed (push only).
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers a launched job under `id`; returns the id.
-    pub fn add(&mut self, id: String, name: String, job: RunningJob, bounded: bool) -> String {
-        self.entries.push(JobEntry {
+    pub fn add(&self, id: String, name: String, job: RunningJob, bounded: bool) -> String {
+        self.lock().push(Arc::new(JobEntry {
             id: id.clone(),
             name,
             started: Utc::now(),
             job,
             bounded,
-        });
+        }));
         id
     }
 
-    pub fn get(&self, id: &str) -> Option<&JobEntry> {
-        self.entries.iter().find(|e| e.id == id)
+    pub fn get(&self, id: &str) -> Option<Arc<JobEntry>> {
+        self.lock().iter().find(|e| e.id == id).cloned()
     }
 
-    pub fn entries(&self) -> &[JobEntry] {
-        &self.entries
+    /// Every job, oldest first.
+    pub fn entries(&self) -> Vec<Arc<JobEntry>> {
+        self.lock().clone()
     }
 
     /// Cancels a running job.
     ///
     /// # Errors
     /// `NotFound` for an unknown id; `Invalid` when the job is no longer running.
-    pub async fn stop(&mut self, id: &str) -> Result<()> {
+    pub async fn stop(&self, id: &str) -> Result<()> {
         let entry = self
-            .entries
-            .iter_mut()
-            .find(|e| e.id == id)
+            .get(id)
             .ok_or_else(|| Error::not_found(format!("no job with id '{id}'; see SHOW JOBS")))?;
         let status = entry.job.status();
         if !status.is_running() {
@@ -92,7 +108,7 @@ impl Jobs {
     /// Waits for every job over bounded sources to end (the end of a `-f` script).
     pub async fn wait_bounded(&self) -> Vec<(String, JobStatus)> {
         let mut out = Vec::new();
-        for e in self.entries.iter().filter(|e| e.bounded) {
+        for e in self.entries().iter().filter(|e| e.bounded) {
             out.push((e.id.clone(), e.job.wait().await));
         }
         out

@@ -27,6 +27,7 @@ use datafusion::physical_plan::{collect, displayable, execute_stream};
 
 pub use crate::sql::ParsedStatement;
 pub use crate::stream::runtime::JobStatus;
+pub use jobs::Jobs;
 pub use result::{Materialized, Progress, RowsResult, StatementResult, StatusResult, materialize};
 pub use show::sql_like;
 
@@ -213,6 +214,13 @@ impl Session {
     /// The session's streaming jobs (`SHOW JOBS`).
     pub fn jobs(&self) -> &jobs::Jobs {
         &self.jobs
+    }
+
+    /// Registers this session's jobs in `jobs`, a registry shared with other sessions, instead
+    /// of its own (`weir serve`: jobs outlive the client session that started them, and every
+    /// session sees them). Jobs the session started before stay in its former registry.
+    pub fn share_jobs(&mut self, jobs: jobs::Jobs) {
+        self.jobs = jobs;
     }
 
     /// Waits until every streaming job over bounded sources has ended (e.g. at the end of a

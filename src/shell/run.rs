@@ -440,12 +440,12 @@ pub async fn finish_jobs(session: &Session, err: &mut dyn Write) -> bool {
             _ => {}
         }
     }
-    let running: Vec<&str> = session
+    let running: Vec<String> = session
         .jobs()
         .entries()
         .iter()
         .filter(|e| !e.bounded && e.job.status().is_running())
-        .map(|e| e.id.as_str())
+        .map(|e| e.id.clone())
         .collect();
     if !running.is_empty() {
         let _ = writeln!(

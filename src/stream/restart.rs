@@ -246,7 +246,7 @@ pub(super) fn supervise(mut graph: StreamGraph) -> Result<RunningJob> {
         names,
         sinks,
         tasks: Some(supervisor),
-        cancel: Some(cancel_tx),
+        cancel: std::sync::Mutex::new(Some(cancel_tx)),
         checkpoints: stats,
         control,
         restarts,

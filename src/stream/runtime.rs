@@ -242,7 +242,7 @@ pub struct RunningJob {
     /// The nodes nothing consumes: the job's sinks.
     pub(super) sinks: Vec<usize>,
     pub(super) tasks: Option<tokio::task::JoinHandle<()>>,
-    pub(super) cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(super) cancel: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     pub(super) checkpoints: Option<Arc<std::sync::Mutex<CheckpointStats>>>,
     /// The current attempt's checkpoint control (replaced when the job restarts).
     pub(super) control: Arc<std::sync::Mutex<Option<JobControl>>>,
@@ -360,8 +360,9 @@ impl RunningJob {
     }
 
     /// Stops every task; the status becomes `Canceled` (unless the job already ended).
-    pub fn cancel(&mut self) {
-        if let Some(c) = self.cancel.take() {
+    pub fn cancel(&self) {
+        let sender = self.cancel.lock().ok().and_then(|mut c| c.take());
+        if let Some(c) = sender {
             let _ = c.send(());
         }
     }
@@ -760,7 +761,7 @@ pub(super) fn launch_attempt(mut graph: StreamGraph) -> Result<RunningJob> {
         names: graph.nodes.iter().map(|n| n.name.clone()).collect(),
         sinks: graph.roots(),
         tasks: Some(supervisor),
-        cancel: Some(cancel_tx),
+        cancel: std::sync::Mutex::new(Some(cancel_tx)),
         checkpoints: stats,
         control: Arc::new(std::sync::Mutex::new(hooks.map(|h| JobControl {
             hooks: h,
