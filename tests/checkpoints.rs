@@ -1097,6 +1097,29 @@ fn add_file(dir: &Path, name: &str, rows: std::ops::Range<u32>) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// A streaming session at parallelism 2 with checkpoints every 100 ms into `dir`, `settings`
+/// set, then `ddl` run.
+async fn monitored_session(
+    ddl: String,
+    dir: String,
+    settings: Vec<(&'static str, String)>,
+) -> Session {
+    let mut s = Session::open(SessionOptions::default()).await.unwrap();
+    exec(&mut s, "SET 'execution.runtime-mode' = 'streaming'").await;
+    exec(&mut s, "SET 'parallelism.default' = '2'").await;
+    exec(&mut s, "SET 'execution.checkpointing.interval' = '100 ms'").await;
+    exec(
+        &mut s,
+        &format!("SET 'execution.checkpointing.dir' = '{dir}'"),
+    )
+    .await;
+    for (k, v) in settings {
+        exec(&mut s, &format!("SET '{k}' = '{v}'")).await;
+    }
+    s.execute_sql(&ddl).await.unwrap();
+    s
+}
+
 /// A monitored directory's position (the files seen, the rows read of each) is in the
 /// checkpoint: files added while the job was stopped are read after the restore, files read
 /// before it are not read again.
@@ -1121,24 +1144,11 @@ async fn a_monitored_directory_resumes_where_it_was() {
     );
     let insert = "INSERT INTO sink SELECT id, name FROM src";
     let open = |savepoint: Option<String>| {
-        let ddl = ddl.clone();
-        let dir = dir.clone();
-        async move {
-            let mut s = Session::open(SessionOptions::default()).await.unwrap();
-            exec(&mut s, "SET 'execution.runtime-mode' = 'streaming'").await;
-            exec(&mut s, "SET 'parallelism.default' = '2'").await;
-            exec(&mut s, "SET 'execution.checkpointing.interval' = '100 ms'").await;
-            exec(
-                &mut s,
-                &format!("SET 'execution.checkpointing.dir' = '{dir}'"),
-            )
-            .await;
-            if let Some(p) = savepoint {
-                exec(&mut s, &format!("SET 'execution.savepoint.path' = '{p}'")).await;
-            }
-            s.execute_sql(&ddl).await.unwrap();
-            s
-        }
+        let settings: Vec<(&'static str, String)> = savepoint
+            .map(|p| ("execution.savepoint.path", p))
+            .into_iter()
+            .collect();
+        monitored_session(ddl.clone(), dir.clone(), settings)
     };
     let wait_rows = |n: usize| {
         let out = out.clone();
@@ -1527,24 +1537,7 @@ async fn incremental_checkpoints_write_the_change_and_restore_whole() {
     );
     let insert = "INSERT INTO per_id SELECT id, COUNT(*) FROM src GROUP BY id";
     let open = |settings: Vec<(&'static str, String)>| {
-        let ddl = ddl.clone();
-        let dir = dir.clone();
-        async move {
-            let mut s = Session::open(SessionOptions::default()).await.unwrap();
-            exec(&mut s, "SET 'execution.runtime-mode' = 'streaming'").await;
-            exec(&mut s, "SET 'parallelism.default' = '2'").await;
-            exec(&mut s, "SET 'execution.checkpointing.interval' = '100 ms'").await;
-            exec(
-                &mut s,
-                &format!("SET 'execution.checkpointing.dir' = '{dir}'"),
-            )
-            .await;
-            for (k, v) in settings {
-                exec(&mut s, &format!("SET '{k}' = '{v}'")).await;
-            }
-            s.execute_sql(&ddl).await.unwrap();
-            s
-        }
+        monitored_session(ddl.clone(), dir.clone(), settings)
     };
     let materialized = || committed_table(&out, "id INT, n BIGINT", "debezium-json");
 
