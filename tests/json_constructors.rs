@@ -3,35 +3,10 @@
 //! `JSON(...)`, the aggregates with `GROUP BY` and `FILTER`, `IS JSON`, and the errors Flink
 //! raises too. The plain cases are in the differential corpus (`tests/flink_functions.rs`).
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::DataType;
-use futures::TryStreamExt;
-use weir::{Session, SessionOptions, StatementResult};
+use weir::{Session, SessionOptions};
 
-/// The rows of the query's last column as text (`NULL` for NULL).
-async fn column(s: &mut Session, sql: &str) -> Result<Vec<String>, String> {
-    let mut results = s.execute_sql(sql).await.map_err(|e| e.to_string())?;
-    let Some(StatementResult::Rows(r)) = results.pop() else {
-        return Err(format!("no rows for {sql}"));
-    };
-    let batches: Vec<RecordBatch> = r.stream.try_collect().await.map_err(|e| e.to_string())?;
-    let b = concat_batches(&r.schema, &batches).map_err(|e| e.to_string())?;
-    let Some(col) = b.columns().last() else {
-        return Err("no columns".into());
-    };
-    let col = cast(col, &DataType::Utf8).map_err(|e| e.to_string())?;
-    let col = col.as_string::<i32>();
-    Ok((0..col.len())
-        .map(|i| {
-            if col.is_null(i) {
-                "NULL".to_string()
-            } else {
-                col.value(i).to_string()
-            }
-        })
-        .collect())
-}
+mod common;
+use common::column;
 
 async fn one(s: &mut Session, expr: &str) -> String {
     let rows = column(s, &format!("SELECT {expr}"))
