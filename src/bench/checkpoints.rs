@@ -75,8 +75,13 @@ async fn exec(s: &mut Session, sql: &str) -> Result<StatementResult> {
         .ok_or_else(|| Error::internal(format!("no result for {sql}")))
 }
 
-/// The job's rows read so far and its last checkpoint.
-fn job_state(s: &Session) -> Result<(u64, Option<CheckpointSample>)> {
+/// The job's rows read so far and its last checkpoint with the moment it was triggered.
+fn job_state(
+    s: &Session,
+) -> Result<(
+    u64,
+    Option<(CheckpointSample, chrono::DateTime<chrono::Utc>)>,
+)> {
     let entry = s
         .jobs()
         .entries()
@@ -89,29 +94,34 @@ fn job_state(s: &Session) -> Result<(u64, Option<CheckpointSample>)> {
         )));
     }
     let (rows_in, _, _) = entry.row_counts();
-    let last = entry
-        .job
-        .checkpoint_stats()
-        .and_then(|c| c.last)
-        .map(|l| CheckpointSample {
+    let last = entry.job.checkpoint_stats().and_then(|c| c.last).map(|l| {
+        let triggered_at = chrono::Duration::from_std(l.duration)
+            .ok()
+            .and_then(|d| l.completed_at.checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let sample = CheckpointSample {
             id: l.id,
             bytes: l.size,
             state_bytes: l.state_size,
             duration: l.duration,
             incremental: l.incremental,
-        });
+        };
+        (sample, triggered_at)
+    });
     Ok((rows_in, last))
 }
 
-/// Polls until the job has read `rows` rows, then until a checkpoint newer than the last one
-/// seen then has completed; returns that checkpoint.
+/// Polls until the job has read `rows` rows, then until a checkpoint triggered after that moment
+/// has completed, and returns it. A checkpoint already under way when the rows were read may
+/// cover only some of them (or, after the initial load, the tail of the load); the one started
+/// after them covers all of them, so every round's sample is measured over the same change.
 async fn checkpoint_after(s: &Session, rows: u64, timeout: Duration) -> Result<CheckpointSample> {
     let deadline = Instant::now() + timeout;
     let tick = Duration::from_millis(10);
-    let seen = loop {
-        let (read, last) = job_state(s)?;
+    let read_at = loop {
+        let (read, _) = job_state(s)?;
         if read >= rows {
-            break last.map_or(0, |l| l.id);
+            break chrono::Utc::now();
         }
         if Instant::now() > deadline {
             return Err(Error::external(format!(
@@ -121,14 +131,14 @@ async fn checkpoint_after(s: &Session, rows: u64, timeout: Duration) -> Result<C
         tokio::time::sleep(tick).await;
     };
     loop {
-        if let (_, Some(last)) = job_state(s)?
-            && last.id > seen
+        if let (_, Some((last, triggered_at))) = job_state(s)?
+            && triggered_at > read_at
         {
             return Ok(last);
         }
         if Instant::now() > deadline {
             return Err(Error::external(format!(
-                "no checkpoint after {seen} within {timeout:?}"
+                "no checkpoint started after the rows were read within {timeout:?}"
             )));
         }
         tokio::time::sleep(tick).await;
