@@ -98,6 +98,10 @@ struct NexmarkArgs {
     /// Check that streaming mode gives each query's batch result.
     #[arg(long)]
     verify: bool,
+    /// Run each query again on the disk state backend with this memory budget (e.g. '256 mb')
+    /// and report it beside the heap backend.
+    #[arg(long, value_name = "SIZE")]
+    disk_budget: Option<String>,
     /// Write the Markdown report to FILE.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
@@ -368,6 +372,7 @@ async fn run_nexmark(args: Box<NexmarkArgs>, executor: Handle) -> anyhow::Result
             iterations: args.iterations,
             checkpoint_interval: args.checkpoint_interval.clone(),
             verify: args.verify,
+            disk_budget: args.disk_budget.clone(),
             settings: key_values(&args.settings)?,
         })
     })() {

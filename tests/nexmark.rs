@@ -275,6 +275,49 @@ async fn updating_queries_are_order_independent() {
     }
 }
 
+/// The disk state backend with a budget far below the state: q4, q9 and q20 (regular joins,
+/// unwindowed GROUP BY and TopN, whose state grows with the input) move most of their state to
+/// disk and back, and give exactly the heap backend's answers (and batch's), at parallelism 1
+/// and 2, with the default and with small batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_backend_gives_the_heap_answers() {
+    let scratch = tempfile::tempdir().unwrap();
+    let side_input = scratch.path().join("side_input.txt");
+    for q in ["q4", "q9", "q20"] {
+        let text = std::fs::read_to_string(dir().join(format!("{q}.sql"))).unwrap();
+        let select = select_of(&text[text.find("INSERT INTO").unwrap()..]);
+        let mut batch = session("batch", &side_input).await;
+        let expected = query_rows(&mut batch, &select).await;
+        assert!(!expected.is_empty(), "{q}: no rows");
+        for (parallelism, batch_size) in [(1, None), (2, Some(7))] {
+            let mut s = session("streaming", &side_input).await;
+            let mut settings = format!(
+                "SET 'parallelism.default' = '{parallelism}'; \
+                 SET 'state.backend.type' = 'disk'; \
+                 SET 'state.backend.memory-budget' = '32 kb'; \
+                 SET 'state.backend.local-dir' = '{}';",
+                scratch.path().join("state").display()
+            );
+            if let Some(n) = batch_size {
+                settings.push_str(&format!("SET 'datafusion.execution.batch_size' = '{n}';"));
+            }
+            s.execute_sql(&settings).await.unwrap();
+            let before = weir::stream::spill::spilled_entries();
+            let actual = query_rows(&mut s, &select).await;
+            assert!(
+                weir::stream::spill::spilled_entries() > before,
+                "{q}: nothing went to disk"
+            );
+            assert_eq!(actual, expected, "{q} at parallelism {parallelism}");
+        }
+    }
+    // Every job's scratch directory is gone when it ends.
+    let left: Vec<_> = std::fs::read_dir(scratch.path().join("state"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// The checkout under test: cargo's run-time `CARGO_MANIFEST_DIR` (the compile-time value can name
 /// another checkout when several share one target directory and a build was reused).
 fn manifest_dir() -> std::path::PathBuf {

@@ -75,13 +75,11 @@ async fn exec(s: &mut Session, sql: &str) -> Result<StatementResult> {
         .ok_or_else(|| Error::internal(format!("no result for {sql}")))
 }
 
+/// A completed checkpoint and the moment it was triggered.
+type Triggered = (CheckpointSample, chrono::DateTime<chrono::Utc>);
+
 /// The job's rows read so far and its last checkpoint with the moment it was triggered.
-fn job_state(
-    s: &Session,
-) -> Result<(
-    u64,
-    Option<(CheckpointSample, chrono::DateTime<chrono::Utc>)>,
-)> {
+fn job_state(s: &Session) -> Result<(u64, Option<Triggered>)> {
     let entry = s
         .jobs()
         .entries()

@@ -64,6 +64,10 @@ pub struct NexmarkOptions {
     pub checkpoint_interval: Option<String>,
     /// Check that streaming mode gives the batch result.
     pub verify: bool,
+    /// Also run each query on the disk state backend with this memory budget (`256 mb`) and
+    /// report its time and peak RSS beside the heap backend's (and, with `verify`, check its
+    /// result too).
+    pub disk_budget: Option<String>,
     /// Extra session options.
     pub settings: Vec<(String, String)>,
 }
@@ -79,6 +83,10 @@ pub struct NexmarkQueryReport {
     /// Median seconds with checkpoints on.
     pub checkpointed_seconds: Option<f64>,
     pub peak_rss: Option<u64>,
+    /// Median seconds on the disk state backend.
+    pub disk_seconds: Option<f64>,
+    /// Peak RSS on the disk state backend.
+    pub disk_peak_rss: Option<u64>,
     /// `Some(true)` when streaming gave the batch result.
     pub verified: Option<bool>,
     pub error: Option<String>,
@@ -90,6 +98,7 @@ pub struct NexmarkReport {
     pub events: u64,
     pub parallelism: usize,
     pub checkpoint_interval: Option<String>,
+    pub disk_budget: Option<String>,
     pub queries: Vec<NexmarkQueryReport>,
 }
 
@@ -141,6 +150,7 @@ pub async fn run(
         events: options.events,
         parallelism: options.parallelism,
         checkpoint_interval: options.checkpoint_interval.clone(),
+        disk_budget: options.disk_budget.clone(),
         queries: Vec::new(),
     };
     for q in queries {
@@ -253,7 +263,10 @@ async fn run_one(
     let mut plain = Vec::new();
     let mut cpu = Vec::new();
     let mut checkpointed = Vec::new();
+    let mut on_disk = Vec::new();
     let mut peak = None::<u64>;
+    let mut disk_peak = None::<u64>;
+    let disk = disk_settings(options);
     for i in 0..options.iterations.max(1) {
         // The RSS high-water mark is reset before each INSERT (where Linux allows it).
         let (wall, used) = timed_insert(options, &statements, &[]).await?;
@@ -278,13 +291,20 @@ async fn run_one(
             checkpointed.push(wall.as_secs_f64());
             let _ = std::fs::remove_dir_all(&dir);
         }
+        if let Some(extra) = &disk {
+            let (wall, _) = timed_insert(options, &statements, extra).await?;
+            disk_peak = disk_peak.max(super::memory::peak_rss_bytes());
+            on_disk.push(wall.as_secs_f64());
+        }
     }
     report.seconds = super::median(&plain);
     report.cpu_seconds = super::median(&cpu);
     report.checkpointed_seconds = super::median(&checkpointed);
     report.peak_rss = peak;
+    report.disk_seconds = super::median(&on_disk);
+    report.disk_peak_rss = disk_peak;
     if options.verify {
-        report.verified = Some(verify(options, &statements).await?);
+        report.verified = Some(verify(options, &statements, disk.as_deref()).await?);
     }
     Ok(report)
 }
@@ -315,21 +335,41 @@ async fn timed_insert(
 
 /// Whether the query's `SELECT` gives the same rows in streaming mode (materialized) as in batch
 /// mode.
-async fn verify(options: &NexmarkOptions, statements: &[String]) -> Result<bool> {
+async fn verify(
+    options: &NexmarkOptions,
+    statements: &[String],
+    disk: Option<&[(String, String)]>,
+) -> Result<bool> {
     let mut batch = session("batch", options, &[]).await?;
-    let mut streaming = session("streaming", options, &[]).await?;
+    let mut streaming = vec![session("streaming", options, &[]).await?];
+    if let Some(extra) = disk {
+        streaming.push(session("streaming", options, extra).await?);
+    }
     let mut same = true;
     for sql in statements {
         let Some(select) = select_of(sql) else {
             batch.execute_sql(sql).await?;
-            streaming.execute_sql(sql).await?;
+            for s in &mut streaming {
+                s.execute_sql(sql).await?;
+            }
             continue;
         };
         let expected = rows_of(&mut batch, &select).await?;
-        let actual = rows_of(&mut streaming, &select).await?;
-        same &= expected == actual;
+        for s in &mut streaming {
+            same &= rows_of(s, &select).await? == expected;
+        }
     }
     Ok(same)
+}
+
+/// The session options of the disk-backend runs, if asked for.
+fn disk_settings(options: &NexmarkOptions) -> Option<Vec<(String, String)>> {
+    options.disk_budget.as_ref().map(|budget| {
+        vec![
+            ("state.backend.type".to_string(), "disk".to_string()),
+            ("state.backend.memory-budget".to_string(), budget.clone()),
+        ]
+    })
 }
 
 /// The query of `INSERT INTO <table> <query>`, or `None` for other statements.
@@ -404,6 +444,14 @@ fn line(r: &NexmarkQueryReport, events: u64) -> String {
                     (c / s - 1.0) * 100.0
                 ),
                 None => String::new(),
+            } + &match r.disk_seconds {
+                Some(d) => format!(
+                    ", disk backend {d:.2} s ({:+.1}%, peak RSS {})",
+                    (d / s - 1.0) * 100.0,
+                    r.disk_peak_rss
+                        .map_or("-".to_string(), super::memory::human)
+                ),
+                None => String::new(),
             }
         ),
         (None, None) => format!("{}: no run", r.query),
@@ -428,12 +476,22 @@ impl NexmarkReport {
             match &self.checkpoint_interval {
                 Some(i) => format!("; checkpoints every {i} in the second run"),
                 None => String::new(),
+            } + &match &self.disk_budget {
+                Some(b) => format!(
+                    "; the last columns: the disk state backend with a memory budget of {b} \
+                     (the others: the heap backend)"
+                ),
+                None => String::new(),
             }
         );
-        out.push_str(
+        let disk = self.disk_budget.is_some();
+        out.push_str(if disk {
+            "| query | seconds | events/s | events per CPU-second | peak RSS | with checkpoints (s) | checkpoint cost | streaming = batch | disk backend (s) | disk / heap throughput | disk peak RSS |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
+        } else {
             "| query | seconds | events/s | events per CPU-second | peak RSS | with checkpoints (s) | checkpoint cost | streaming = batch |\n\
-             |---|---:|---:|---:|---:|---:|---:|---|\n",
-        );
+             |---|---:|---:|---:|---:|---:|---:|---|\n"
+        });
         for q in &self.queries {
             let events = self.events as f64;
             let cell = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
@@ -460,6 +518,19 @@ impl NexmarkReport {
                     (None, None) => "-".to_string(),
                 }
             ));
+            if disk {
+                out.pop();
+                out.push_str(&format!(
+                    " {} | {} | {} |\n",
+                    cell(q.disk_seconds.map(|d| format!("{d:.2}"))),
+                    cell(
+                        q.disk_seconds
+                            .zip(q.seconds)
+                            .map(|(d, s)| format!("{:.2}", s / d.max(1e-9)))
+                    ),
+                    cell(q.disk_peak_rss.map(super::memory::human)),
+                ));
+            }
         }
         out
     }
@@ -485,6 +556,7 @@ mod tests {
             iterations: 1,
             checkpoint_interval: Some("100 ms".to_string()),
             verify: true,
+            disk_budget: Some("64 kb".to_string()),
             settings: Vec::new(),
         };
         let mut lines = Vec::new();
@@ -496,10 +568,12 @@ mod tests {
         for q in &report.queries {
             assert!(q.seconds.is_some_and(|s| s > 0.0), "{q:?}");
             assert!(q.checkpointed_seconds.is_some(), "{q:?}");
+            assert!(q.disk_seconds.is_some(), "{q:?}");
             assert_eq!(q.verified, Some(true), "{q:?}");
         }
         let md = report.to_markdown();
         assert!(md.contains("| q5 |"), "{md}");
+        assert!(md.contains("disk / heap throughput"), "{md}");
         // A bad query name is refused before anything runs.
         assert!(parse_queries("q1,qx").is_err());
     }

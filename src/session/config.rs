@@ -62,7 +62,10 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     match key {
         "execution.runtime-mode" => one_of(&["batch", "streaming", "auto"]),
         "sql-client.execution.result-mode" => one_of(&["table", "tableau", "changelog"]),
-        "weir.memory-limit" | "weir.stream.split-size" => parse_memory_size(value).map(|_| ()),
+        "weir.memory-limit" | "weir.stream.split-size" | "state.backend.memory-budget" => {
+            parse_memory_size(value).map(|_| ())
+        }
+        "state.backend.type" => crate::stream::spill::BackendKind::parse(value).map(|_| ()),
         "weir.testing.perturbation-seed" => value.parse::<u64>().map(|_| ()).map_err(|_| {
             Error::invalid(format!(
                 "'{key}' must be a non-negative integer seed, got '{value}'"

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod restart;
 pub mod runtime;
 pub mod source;
+pub mod spill;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -191,7 +192,28 @@ pub fn settings(options: &BTreeMap<String, String>) -> Result<StreamSettings> {
                 })?,
         ),
     };
+    let state_backend = match options.get("state.backend.type") {
+        None => spill::BackendKind::Heap,
+        Some(v) => spill::BackendKind::parse(v)?,
+    };
+    let budget = match options.get("state.backend.memory-budget") {
+        None => spill::DEFAULT_BUDGET,
+        Some(v) => crate::units::parse_memory_size(v)
+            .filter(|n| *n > 0)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "invalid 'state.backend.memory-budget' '{v}'; expected a size such as 256 mb"
+                ))
+            })?,
+    };
+    let local_dir = options
+        .get("state.backend.local-dir")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let disk = (state_backend == spill::BackendKind::Disk)
+        .then(|| std::sync::Arc::new(spill::DiskBackend::new(budget, local_dir)));
     Ok(StreamSettings {
+        disk,
         max_parallelism,
         state_ttl: duration("table.exec.state.ttl")?,
         idle_timeout: duration("table.exec.source.idle-timeout")?,

@@ -166,6 +166,9 @@ pub struct StreamSettings {
     /// `'pipeline.max-parallelism'`: the number of key groups (unset: see
     /// [`super::state::default_max_parallelism`]; a restore keeps the checkpoint's).
     pub max_parallelism: Option<usize>,
+    /// `'state.backend.type' = 'disk'`: the job's on-disk state tier and memory budget
+    /// (`None`: state on the heap).
+    pub disk: Option<Arc<super::spill::DiskBackend>>,
 }
 
 /// Where late rows go when `'weir.stream.late-rows-table'` is set: batches of the late-rows

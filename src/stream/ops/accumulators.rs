@@ -112,6 +112,25 @@ pub enum Acc {
     },
 }
 
+impl Acc {
+    /// Approximate bytes the accumulator holds in memory (for the state memory budget).
+    pub fn size(&self) -> usize {
+        let rows = |n: usize, bytes: usize| n * 48 + bytes;
+        std::mem::size_of::<Acc>()
+            + match self {
+                Acc::Count(_) => 0,
+                Acc::Sum { float, .. } => float.partials.len() * 8,
+                Acc::Extremes(m) => rows(m.len(), m.keys().map(|r| r.row().as_ref().len()).sum()),
+                Acc::Distinct { values, float, .. } => {
+                    rows(
+                        values.len(),
+                        values.keys().map(|r| r.row().as_ref().len()).sum(),
+                    ) + float.partials.len() * 8
+                }
+            }
+    }
+}
+
 /// The exact sum of a multiset of doubles: finite values as non-overlapping partials (their
 /// exact sum, Shewchuk's "Adaptive Precision Floating-Point Arithmetic"), infinities and NaNs
 /// counted. Adding `-x` undoes adding `x` exactly, so the value is a function of the multiset.

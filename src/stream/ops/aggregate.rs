@@ -37,6 +37,7 @@ use crate::stream::changes::{ChangelogMode, Changes, RowKind, WATERMARK_MAX};
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::lower::{Lowered, Lowering, Times, WindowCols, unalias};
 use crate::stream::operator::{Operator, OperatorContext, Output};
+use crate::stream::spill::StateCodec;
 use crate::stream::state::{KeyEncoder, KeyedState};
 
 /// Lowers `agg` over the already lowered `input`.
@@ -461,6 +462,53 @@ struct GroupState {
     emitted: Option<Vec<ScalarValue>>,
 }
 
+/// A group's state as bytes: rows, accumulators, emitted values as a row (the value encoding of
+/// the `groups` checkpoint table and of groups on disk).
+struct GroupCodec {
+    core: Core,
+}
+
+impl StateCodec<GroupState> for GroupCodec {
+    fn encode(&self, _key: &OwnedRow, group: &GroupState, e: &mut Enc) -> Result<()> {
+        e.i64(group.rows);
+        self.core.encode_accs(&group.accs, e)?;
+        e.bool(group.emitted.is_some());
+        if let Some(values) = &group.emitted
+            && let Some(rows) = self.core.values_to_rows(&[values])?
+        {
+            e.bytes(rows.row(0).as_ref());
+        }
+        Ok(())
+    }
+
+    fn decode(&self, d: &mut Dec) -> Result<GroupState> {
+        decode_group(&self.core, d)
+    }
+
+    fn size(&self, group: &GroupState) -> usize {
+        64 + group.accs.iter().map(Acc::size).sum::<usize>()
+            + group
+                .emitted
+                .as_ref()
+                .map_or(0, |v| v.iter().map(ScalarValue::size).sum())
+    }
+}
+
+fn decode_group(core: &Core, d: &mut Dec) -> Result<GroupState> {
+    let rows = d.i64()?;
+    let accs = core.decode_accs(d)?;
+    let emitted = if d.bool()? {
+        Some(core.decode_values(d)?)
+    } else {
+        None
+    };
+    Ok(GroupState {
+        rows,
+        accs,
+        emitted,
+    })
+}
+
 /// The updating (unwindowed) `GROUP BY`.
 pub struct GroupAggregate {
     core: Core,
@@ -481,9 +529,18 @@ impl GroupAggregate {
     pub fn new(spec: Arc<CoreSpec>, ctx: &OperatorContext) -> Result<GroupAggregate> {
         let global = spec.group_types.is_empty();
         let ttl = ctx.settings.state_ttl;
-        Ok(GroupAggregate {
+        let core = Core::new(Arc::clone(&spec))?;
+        let codec = Arc::new(GroupCodec {
             core: Core::new(spec)?,
-            state: KeyedState::new(ctx.state_id("groups"), ttl),
+        });
+        let state = KeyedState::new(ctx.state_id("groups"), ttl).spilling(
+            ctx.settings.disk.as_ref(),
+            codec,
+            core.encoder.converter(),
+        )?;
+        Ok(GroupAggregate {
+            core,
+            state,
             global,
             emitted_any: false,
             ttl,
@@ -505,7 +562,7 @@ impl Operator for GroupAggregate {
                 rows: 0,
                 accs: core.new_accs(),
                 emitted: None,
-            });
+            })?;
             group.rows += s;
             core.update(&mut group.accs, &ev, i, s);
             if seen.insert(key.clone()) {
@@ -514,14 +571,14 @@ impl Operator for GroupAggregate {
         }
         let mut rows = Vec::new();
         for key in touched {
-            let Some(group) = self.state.get_mut(&key) else {
+            let Some(group) = self.state.get_mut(&key)? else {
                 continue;
             };
             if group.rows <= 0 && !self.global {
                 if let Some(old) = group.emitted.take() {
                     rows.push((key.clone(), old, RowKind::Delete));
                 }
-                self.state.remove(&key);
+                self.state.remove(&key)?;
                 continue;
             }
             let new = self.core.values(&group.accs)?;
@@ -543,7 +600,7 @@ impl Operator for GroupAggregate {
     }
 
     async fn on_tick(&mut self, now_ms: i64, _out: &mut Output) -> Result<()> {
-        self.state.expire(now_ms);
+        self.state.expire(now_ms)?;
         Ok(())
     }
 
@@ -615,20 +672,7 @@ impl Operator for GroupAggregate {
             core.encoder.converter(),
             &core.spec.group_types,
             &format,
-            |d| {
-                let rows = d.i64()?;
-                let accs = core.decode_accs(d)?;
-                let emitted = if d.bool()? {
-                    Some(core.decode_values(d)?)
-                } else {
-                    None
-                };
-                Ok(GroupState {
-                    rows,
-                    accs,
-                    emitted,
-                })
-            },
+            |d| decode_group(core, d),
         )?;
         self.emitted_any = codec::get_operator(
             snapshot,
@@ -685,7 +729,7 @@ impl WindowAggregate {
     fn fire(&mut self, time: i64, out: &mut Output) -> Result<()> {
         let mut fired = self
             .state
-            .drain_where(|_, g| g.end_ms.saturating_sub(1) <= time);
+            .drain_where(|_, g| g.end_ms.saturating_sub(1) <= time)?;
         if fired.is_empty() {
             return Ok(());
         }
@@ -728,7 +772,7 @@ impl Operator for WindowAggregate {
             let group = self.state.get_or_insert_with(key, || WindowGroup {
                 end_ms: end,
                 accs: core.new_accs(),
-            });
+            })?;
             core.update(&mut group.accs, &ev, i, 1);
         }
         self.ctx.late_rows(&changes.data, &late, self.watermark)?;

@@ -32,12 +32,13 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::codec::{self, check_rows, corrupt, schema_types};
+use super::codec::{self, Dec, Enc, check_rows, corrupt, schema_types};
 use crate::error::{Error, Result};
 use crate::functions::window::millis;
 use crate::stream::changes::{Changes, RowKind, WATERMARK_MAX};
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Operator, OperatorContext, Output};
+use crate::stream::spill::StateCodec;
 use crate::stream::state::{KeyEncoder, KeyedState};
 
 /// Which columns a join emits.
@@ -143,6 +144,54 @@ struct Side {
     timers: BTreeMap<i64, Vec<(OwnedRow, OwnedRow)>>,
 }
 
+/// A side's bucket as bytes: its rows in row order, each with its copies and matches (the value
+/// encoding of the side's checkpoint table and of its entries on disk).
+struct BucketCodec {
+    parser: datafusion::arrow::row::RowParser,
+}
+
+impl StateCodec<Bucket> for BucketCodec {
+    fn encode(&self, _key: &OwnedRow, bucket: &Bucket, e: &mut Enc) -> Result<()> {
+        encode_bucket(bucket, e);
+        Ok(())
+    }
+
+    fn decode(&self, d: &mut Dec) -> Result<Bucket> {
+        let n = d.len()?;
+        let mut bucket = Bucket::with_capacity(n);
+        for _ in 0..n {
+            let row = d.row(&self.parser)?;
+            let entry = RowEntry {
+                count: d.i64()?,
+                matches: d.i64()?,
+            };
+            if entry.count <= 0 || bucket.insert(row, entry).is_some() {
+                return Err(corrupt("a join row without copies or twice in its bucket"));
+            }
+        }
+        Ok(bucket)
+    }
+
+    fn size(&self, bucket: &Bucket) -> usize {
+        bucket
+            .keys()
+            .map(|r| r.row().as_ref().len() + 48)
+            .sum::<usize>()
+            + 48
+    }
+}
+
+fn encode_bucket(bucket: &Bucket, e: &mut Enc) {
+    let mut rows: Vec<(&OwnedRow, &RowEntry)> = bucket.iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    e.len(rows.len());
+    for (row, entry) in rows {
+        e.row(row);
+        e.i64(entry.count);
+        e.i64(entry.matches);
+    }
+}
+
 /// Value formats of [`JoinOperator`]'s checkpoint tables (a side's table adds its row types).
 const SIDE_FORMAT: &str = "weir.join.side/1 (row,count,matches)*";
 const JOIN_OPERATOR_FORMAT: &str = "weir.join.operator/1 watermark";
@@ -171,22 +220,32 @@ struct OutRow {
 
 impl JoinOperator {
     pub fn new(spec: Arc<JoinSpec>, ctx: &OperatorContext) -> Result<JoinOperator> {
+        let keys = KeyEncoder::new(&spec.key_types)?;
         let side = |i: usize, name: &str| -> Result<Side> {
+            let rows = RowConverter::new(
+                spec.sides[i]
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?;
+            let codec = Arc::new(BucketCodec {
+                parser: rows.parser(),
+            });
             Ok(Side {
-                rows: RowConverter::new(
-                    spec.sides[i]
-                        .fields()
-                        .iter()
-                        .map(|f| SortField::new(f.data_type().clone()))
-                        .collect(),
+                state: KeyedState::new(ctx.state_id(name), ctx.settings.state_ttl).spilling(
+                    ctx.settings.disk.as_ref(),
+                    codec,
+                    keys.converter(),
                 )?,
-                state: KeyedState::new(ctx.state_id(name), ctx.settings.state_ttl),
+                rows,
                 timers: BTreeMap::new(),
             })
         };
+        let sides = [side(0, "left")?, side(1, "right")?];
         Ok(JoinOperator {
-            keys: KeyEncoder::new(&spec.key_types)?,
-            sides: [side(0, "left")?, side(1, "right")?],
+            keys,
+            sides,
             ttl: ctx.settings.state_ttl,
             held: 0,
             watermark: i64::MIN,
@@ -319,7 +378,7 @@ impl JoinOperator {
                         .clone()
                         .ok_or_else(|| Error::internal("join without a key"))?,
                 };
-                if let Some(bucket) = self.sides[o].state.get(&key) {
+                if let Some(bucket) = self.sides[o].state.get(&key)? {
                     for row in bucket.keys() {
                         cand_this.push(i as u32);
                         cand_other.push(row.clone());
@@ -382,7 +441,7 @@ impl JoinOperator {
             {
                 let present = self.sides[s]
                     .state
-                    .get(key)
+                    .get(key)?
                     .and_then(|b| b.get(&row))
                     .is_some_and(|e| e.count > 0);
                 if !present {
@@ -392,7 +451,7 @@ impl JoinOperator {
             }
             let mut n_match = 0i64;
             if let Some(key) = key {
-                let other_bucket = self.sides[o].state.get_mut(key);
+                let other_bucket = self.sides[o].state.get_mut(key)?;
                 if let Some(bucket) = other_bucket {
                     for c in ranges[i].clone() {
                         if mask.as_ref().is_some_and(|m| !m[c]) {
@@ -449,12 +508,12 @@ impl JoinOperator {
                         .or_default()
                         .push((key.clone(), row.clone()));
                 }
-                let bucket = side.state.get_or_insert_with(key, HashMap::new);
+                let bucket = side.state.get_or_insert_with(key, HashMap::new)?;
                 let entry = bucket.entry(row).or_default();
                 entry.count += 1;
                 entry.matches = n_match;
                 self.held += 1;
-            } else if remove_copies(&mut side.state, key, &row, 1) > 0 {
+            } else if remove_copies(&mut side.state, key, &row, 1)? > 0 {
                 self.held = self.held.saturating_sub(1);
             }
         }
@@ -502,28 +561,16 @@ impl JoinOperator {
     fn restore_side(&mut self, s: usize, snapshot: &StateSnapshot) -> Result<()> {
         let format = self.side_format(s);
         let side = &mut self.sides[s];
-        let parser = side.rows.parser();
+        let codec = BucketCodec {
+            parser: side.rows.parser(),
+        };
         codec::restore_keyed(
             &mut side.state,
             snapshot,
             self.keys.converter(),
             &self.spec.key_types,
             &format,
-            |d| {
-                let n = d.len()?;
-                let mut bucket = Bucket::with_capacity(n);
-                for _ in 0..n {
-                    let row = d.row(&parser)?;
-                    let entry = RowEntry {
-                        count: d.i64()?,
-                        matches: d.i64()?,
-                    };
-                    if entry.count <= 0 || bucket.insert(row, entry).is_some() {
-                        return Err(corrupt("a join row without copies or twice in its bucket"));
-                    }
-                }
-                Ok(bucket)
-            },
+            |d| codec.decode(d),
         )?;
         let side = &self.sides[s];
         let held: Vec<(&OwnedRow, &OwnedRow)> = side
@@ -565,10 +612,10 @@ fn remove_copies(
     key: &OwnedRow,
     row: &OwnedRow,
     copies: i64,
-) -> usize {
+) -> Result<usize> {
     let mut empty = false;
     let mut removed = 0;
-    if let Some(bucket) = state.get_mut(key) {
+    if let Some(bucket) = state.get_mut(key)? {
         if let Some(entry) = bucket.get_mut(row) {
             removed = entry.count.clamp(0, copies);
             entry.count -= removed;
@@ -579,9 +626,9 @@ fn remove_copies(
         empty = bucket.is_empty();
     }
     if empty {
-        state.remove(key);
+        state.remove(key)?;
     }
-    removed as usize
+    Ok(removed as usize)
 }
 
 fn take_all(columns: &[ArrayRef], idx: &UInt32Array) -> Result<Vec<ArrayRef>> {
@@ -614,7 +661,7 @@ impl Operator for JoinOperator {
             };
             let due = std::mem::replace(&mut side.timers, keep);
             for (key, row) in due.into_values().flatten() {
-                let removed = remove_copies(&mut side.state, &key, &row, i64::MAX);
+                let removed = remove_copies(&mut side.state, &key, &row, i64::MAX)?;
                 self.held = self.held.saturating_sub(removed);
             }
         }
@@ -631,7 +678,7 @@ impl Operator for JoinOperator {
     async fn on_tick(&mut self, now_ms: i64, _out: &mut Output) -> Result<()> {
         let mut expired = 0;
         for side in &mut self.sides {
-            expired += side.state.expire(now_ms);
+            expired += side.state.expire(now_ms)?;
         }
         if expired > 0 {
             self.held = self.count_held();
@@ -658,14 +705,7 @@ impl Operator for JoinOperator {
             let side = &mut self.sides[s];
             side.state
                 .snapshot_into(snapshot, &self.spec.key_types, &format, |_, bucket, e| {
-                    let mut rows: Vec<(&OwnedRow, &RowEntry)> = bucket.iter().collect();
-                    rows.sort_by(|a, b| a.0.cmp(b.0));
-                    e.len(rows.len());
-                    for (row, entry) in rows {
-                        e.row(row);
-                        e.i64(entry.count);
-                        e.i64(entry.matches);
-                    }
+                    encode_bucket(bucket, e);
                     Ok(())
                 })?;
         }

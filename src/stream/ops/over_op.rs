@@ -42,6 +42,7 @@ use crate::stream::changes::{Changes, RowKind};
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Operator, OperatorContext, Output};
 use crate::stream::ops::calc::Calc;
+use crate::stream::spill::StateCodec;
 use crate::stream::state::KeyedState;
 
 /// How the operator emits (see the module docs).
@@ -125,17 +126,30 @@ impl PartitionedWindow {
             Mode::Recompute => ctx.settings.state_ttl,
             _ => None,
         };
+        let input_rows = converter(&spec.input_schema)?;
+        let output_rows = converter(&spec.out_schema)?;
+        let key_rows = RowConverter::new(
+            key_types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let mut partitions = KeyedState::new(ctx.state_id("partitions"), ttl);
+        // Only unwindowed partitions go to disk: the window and rowtime modes visit every
+        // partition on each watermark.
+        if matches!(spec.mode, Mode::Recompute) {
+            let codec = Arc::new(PartitionCodec {
+                input: input_rows.parser(),
+                output: output_rows.parser(),
+            });
+            partitions = partitions.spilling(ctx.settings.disk.as_ref(), codec, &key_rows)?;
+        }
         Ok(PartitionedWindow {
-            input_rows: converter(&spec.input_schema)?,
-            output_rows: converter(&spec.out_schema)?,
-            key_rows: RowConverter::new(
-                key_types
-                    .iter()
-                    .map(|t| SortField::new(t.clone()))
-                    .collect(),
-            )?,
+            input_rows,
+            output_rows,
+            key_rows,
             key_types,
-            partitions: KeyedState::new(ctx.state_id("partitions"), ttl),
+            partitions,
             ctx,
             spec,
             seq: 0,
@@ -244,7 +258,9 @@ impl PartitionedWindow {
             let kind = changes.kind(i);
             let seq = self.seq;
             self.seq += 1;
-            let p = self.partitions.get_or_insert_with(&key, Partition::default);
+            let p = self
+                .partitions
+                .get_or_insert_with(&key, Partition::default)?;
             if kind.is_addition() {
                 p.rows.push((row.owned(), seq));
             } else {
@@ -269,7 +285,8 @@ impl PartitionedWindow {
         let mut retract: Vec<OwnedRow> = Vec::new();
         let mut add: Vec<OwnedRow> = Vec::new();
         for key in touched {
-            let Some(p) = self.partitions.get(&key) else {
+            self.partitions.load(&key)?;
+            let Some(p) = self.partitions.peek(&key) else {
                 continue;
             };
             let (new_rows, keep) = if p.rows.is_empty() {
@@ -284,7 +301,7 @@ impl PartitionedWindow {
                     keep,
                 )
             };
-            let Some(p) = self.partitions.get_mut(&key) else {
+            let Some(p) = self.partitions.get_mut(&key)? else {
                 continue;
             };
             let mut counts: HashMap<OwnedRow, i64> = HashMap::new();
@@ -322,7 +339,7 @@ impl PartitionedWindow {
             }
             p.emitted = new_rows;
             if p.rows.is_empty() && p.emitted.is_empty() {
-                self.partitions.remove(&key);
+                self.partitions.remove(&key)?;
             }
         }
         self.emit_diff(retract, add, out)
@@ -399,7 +416,9 @@ impl PartitionedWindow {
             }
             let seq = self.seq;
             self.seq += 1;
-            let p = self.partitions.get_or_insert_with(&key, Partition::default);
+            let p = self
+                .partitions
+                .get_or_insert_with(&key, Partition::default)?;
             match self.spec.mode {
                 Mode::Window { .. } => {
                     p.window_end = t;
@@ -427,13 +446,14 @@ impl PartitionedWindow {
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            let Some(p) = self.partitions.get(&key) else {
+            self.partitions.load(&key)?;
+            let Some(p) = self.partitions.peek(&key) else {
                 continue;
             };
             let (batch, order) = self.evaluate(&p.rows)?;
             if let Some(mut keep) = self.within_limit(&batch, &order)? {
                 keep.sort_unstable();
-                if let Some(p) = self.partitions.get_mut(&key) {
+                if let Some(p) = self.partitions.get_mut(&key)? {
                     let old = std::mem::take(&mut p.rows);
                     p.rows = keep
                         .into_iter()
@@ -447,7 +467,7 @@ impl PartitionedWindow {
 
     fn fire_windows(&mut self, out: &mut Output) -> Result<()> {
         let w = self.watermark;
-        let mut fired = self.partitions.drain_where(|_, p| p.window_end - 1 <= w);
+        let mut fired = self.partitions.drain_where(|_, p| p.window_end - 1 <= w)?;
         fired.sort_by_key(|(_, p)| p.rows.first().map(|(_, s)| *s));
         for (_, p) in fired {
             if p.rows.is_empty() {
@@ -468,7 +488,7 @@ impl PartitionedWindow {
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            let Some(p) = self.partitions.get_mut(&key) else {
+            let Some(p) = self.partitions.get_mut(&key)? else {
                 continue;
             };
             let (mut released, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut p.pending)
@@ -478,7 +498,8 @@ impl PartitionedWindow {
             p.pending = pending;
             let history = p.rows.len();
             p.rows.extend(released.into_iter().map(|(r, s, _)| (r, s)));
-            let Some(p) = self.partitions.get(&key) else {
+            self.partitions.load(&key)?;
+            let Some(p) = self.partitions.peek(&key) else {
                 continue;
             };
             let (batch, order) = self.evaluate(&p.rows)?;
@@ -502,7 +523,7 @@ impl PartitionedWindow {
                 &RecordBatchOptions::new().with_row_count(Some(idx.len())),
             )?;
             out.emit(Changes::inserts(self.post(picked)?));
-            if let Some(p) = self.partitions.get_mut(&key)
+            if let Some(p) = self.partitions.get_mut(&key)?
                 && let Some(n) = keep_last
                 && p.rows.len() > n
             {
@@ -532,6 +553,31 @@ impl PartitionedWindow {
             schema_types(&self.spec.input_schema),
             schema_types(&self.spec.out_schema)
         )
+    }
+}
+
+/// A partition as bytes (the value encoding of the `partitions` checkpoint table and of
+/// partitions on disk).
+struct PartitionCodec {
+    input: datafusion::arrow::row::RowParser,
+    output: datafusion::arrow::row::RowParser,
+}
+
+impl StateCodec<Partition> for PartitionCodec {
+    fn encode(&self, _key: &OwnedRow, p: &Partition, e: &mut Enc) -> Result<()> {
+        encode_partition(p, e);
+        Ok(())
+    }
+
+    fn decode(&self, d: &mut Dec) -> Result<Partition> {
+        decode_partition(d, &self.input, &self.output)
+    }
+
+    fn size(&self, p: &Partition) -> usize {
+        let row = |r: &OwnedRow| r.row().as_ref().len() + 48;
+        96 + p.rows.iter().map(|(r, _)| row(r) + 8).sum::<usize>()
+            + p.emitted.iter().map(row).sum::<usize>()
+            + p.pending.iter().map(|(r, _, _)| row(r) + 16).sum::<usize>()
     }
 }
 
@@ -604,7 +650,7 @@ impl Operator for PartitionedWindow {
     }
 
     async fn on_tick(&mut self, now_ms: i64, _out: &mut Output) -> Result<()> {
-        self.partitions.expire(now_ms);
+        self.partitions.expire(now_ms)?;
         Ok(())
     }
 

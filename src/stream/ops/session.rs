@@ -202,7 +202,7 @@ impl Operator for SessionWindow {
                 // session of its key (one within `gap` of a buffered row).
                 let merges = self
                     .pending
-                    .get(key)
+                    .get(key)?
                     .is_some_and(|p| p.rows.iter().any(|(u, _)| (u - t).abs() < self.gap));
                 if !merges {
                     late.push(i);
@@ -211,7 +211,7 @@ impl Operator for SessionWindow {
             }
             let row = converted.row(i).owned();
             self.pending
-                .get_or_insert_with(key, Pending::default)
+                .get_or_insert_with(key, Pending::default)?
                 .rows
                 .push((t, row));
         }
@@ -226,7 +226,7 @@ impl Operator for SessionWindow {
         let keys: Vec<OwnedRow> = self.pending.iter().map(|(k, _)| k.clone()).collect();
         for key in keys {
             let gap = self.gap;
-            let Some(p) = self.pending.get_mut(&key) else {
+            let Some(p) = self.pending.get_mut(&key)? else {
                 continue;
             };
             p.rows.sort_by_key(|(t, _)| *t);
@@ -244,8 +244,8 @@ impl Operator for SessionWindow {
                 }
             }
             if keep.is_empty() {
-                self.pending.remove(&key);
-            } else if let Some(p) = self.pending.get_mut(&key) {
+                self.pending.remove(&key)?;
+            } else if let Some(p) = self.pending.get_mut(&key)? {
                 p.rows = keep;
             }
         }

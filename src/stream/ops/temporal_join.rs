@@ -155,7 +155,7 @@ impl TemporalJoinOperator {
                 Some((t, _)) if t <= self.watermark => late.push(i),
                 Some((t, key)) => {
                     self.left
-                        .get_or_insert_with(&key, BTreeMap::new)
+                        .get_or_insert_with(&key, BTreeMap::new)?
                         .entry(t)
                         .or_default()
                         .push(rows.row(i).owned());
@@ -176,7 +176,7 @@ impl TemporalJoinOperator {
         for (i, slot) in slots.into_iter().enumerate() {
             let Some((t, key)) = slot else { continue };
             let version = changes.kind(i).is_addition().then(|| rows.row(i).owned());
-            let versions = self.versions.get_or_insert_with(&key, BTreeMap::new);
+            let versions = self.versions.get_or_insert_with(&key, BTreeMap::new)?;
             if versions.insert(t, version).is_none() {
                 self.held += 1;
             }
@@ -355,7 +355,7 @@ impl Operator for TemporalJoinOperator {
             .collect();
         let mut pairs: Vec<(OwnedRow, Option<OwnedRow>)> = Vec::new();
         for key in ready {
-            let Some(waiting) = self.left.get_mut(&key) else {
+            let Some(waiting) = self.left.get_mut(&key)? else {
                 continue;
             };
             let due = if watermark == WATERMARK_MAX {
@@ -365,9 +365,9 @@ impl Operator for TemporalJoinOperator {
                 std::mem::replace(waiting, later)
             };
             if waiting.is_empty() {
-                self.left.remove(&key);
+                self.left.remove(&key)?;
             }
-            let versions = self.versions.get(&key);
+            let versions = self.versions.get(&key)?;
             for (t, rows) in due {
                 let version = versions
                     .and_then(|v| v.range(..=t).next_back())
@@ -381,7 +381,7 @@ impl Operator for TemporalJoinOperator {
         let mut empty: Vec<OwnedRow> = Vec::new();
         let keys: Vec<OwnedRow> = self.versions.iter().map(|(k, _)| k.clone()).collect();
         for key in keys {
-            let Some(versions) = self.versions.get_mut(&key) else {
+            let Some(versions) = self.versions.get_mut(&key)? else {
                 continue;
             };
             let Some((&current, _)) = versions.range(..=watermark).next_back() else {
@@ -396,7 +396,7 @@ impl Operator for TemporalJoinOperator {
             }
         }
         for key in empty {
-            self.versions.remove(&key);
+            self.versions.remove(&key)?;
         }
         self.held = self.held.saturating_sub(dropped);
         if let Some(batch) = self.build(pairs)? {
