@@ -318,10 +318,13 @@ const REGULAR_JOIN: &str = "INSERT INTO out \
     SELECT B.`dateTime`, B.auction, B.price, A.seller FROM bid B JOIN auction A ON B.auction = A.id";
 
 /// The disk state backend: a regular join whose state mostly lives on disk (a budget of 32 kb),
-/// stopped after incremental checkpoints (entries on disk copied into them, changed ones only)
+/// stopped after an incremental checkpoint (entries on disk copied into it, changed ones only)
 /// and restored onto the disk backend, gives the output of a run never stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_backend_state_resumes_exactly_once() {
+    // Ten seconds of paced input: the job must still be running after its checkpoints even when
+    // the other tests of this binary share the machine.
+    const EVENTS: u64 = 100_000;
     let tmp = tempfile::tempdir().unwrap();
     let expected = straight_run(REGULAR_JOIN, EVENTS, 2, &tmp.path().join("expected")).await;
     assert!(expected.len() > 100, "{}", expected.len());
@@ -337,7 +340,7 @@ async fn disk_backend_state_resumes_exactly_once() {
     ];
     let mut s = session(EVENTS, 2, &out, &disk).await;
     let before = weir::stream::spill::spilled_entries();
-    let id = run_and_stop(&mut s, REGULAR_JOIN, 3).await;
+    let id = run_and_stop(&mut s, REGULAR_JOIN, 2).await;
     assert!(
         weir::stream::spill::spilled_entries() > before,
         "nothing went to disk"

@@ -139,9 +139,25 @@ type Bucket = HashMap<OwnedRow, RowEntry>;
 struct Side {
     rows: RowConverter,
     state: KeyedState<Bucket>,
-    /// Cleanup timers: time at which (key, row) can be dropped (every copy of it: copies of a
-    /// row expire together) → entries (one per addition; later ones find nothing to drop).
-    timers: BTreeMap<i64, Vec<(OwnedRow, OwnedRow)>>,
+    /// Cleanup timers, one per key: the earliest time at which some row of the key can be
+    /// dropped → keys. When it fires, the rows of the key's bucket whose time has come are dropped
+    /// (a row's expiry is a function of the row) and the key is scheduled again at the earliest
+    /// expiry of the rest. Per key, not per row: the timers stay as small as the set of keys
+    /// (rows may be on disk).
+    timers: BTreeMap<i64, Vec<OwnedRow>>,
+    /// The time each key is scheduled at (entries in `timers` at another time are stale).
+    scheduled: HashMap<OwnedRow, i64>,
+}
+
+impl Side {
+    /// Schedules `key` for cleanup at `at` unless it already is at or before then.
+    fn schedule(&mut self, key: &OwnedRow, at: i64) {
+        if self.scheduled.get(key).is_some_and(|t| *t <= at) {
+            return;
+        }
+        self.scheduled.insert(key.clone(), at);
+        self.timers.entry(at).or_default().push(key.clone());
+    }
 }
 
 /// A side's bucket as bytes: its rows in row order, each with its copies and matches (the value
@@ -240,6 +256,7 @@ impl JoinOperator {
                 )?,
                 rows,
                 timers: BTreeMap::new(),
+                scheduled: HashMap::new(),
             })
         };
         let sides = [side(0, "left")?, side(1, "right")?];
@@ -502,11 +519,7 @@ impl JoinOperator {
             let side = &mut self.sides[s];
             if add {
                 if let Some(expiry) = &expiry {
-                    let at = expiry[i];
-                    side.timers
-                        .entry(at)
-                        .or_default()
-                        .push((key.clone(), row.clone()));
+                    side.schedule(key, expiry[i]);
                 }
                 let bucket = side.state.get_or_insert_with(key, HashMap::new)?;
                 let entry = bucket.entry(row).or_default();
@@ -579,16 +592,47 @@ impl JoinOperator {
             .flat_map(|(k, b)| b.keys().map(move |r| (k, r)))
             .collect();
         let columns = check_rows(&side.rows, held.iter().map(|(_, r)| *r), "a join row")?;
-        let mut timers: BTreeMap<i64, Vec<(OwnedRow, OwnedRow)>> = BTreeMap::new();
+        let mut earliest: HashMap<OwnedRow, i64> = HashMap::new();
         if let Some(expiry) = self.expiry(s, &columns)? {
-            for ((key, row), at) in held.into_iter().zip(expiry) {
-                timers
-                    .entry(at)
-                    .or_default()
-                    .push((key.clone(), row.clone()));
+            for ((key, _), at) in held.into_iter().zip(expiry) {
+                let t = earliest.entry(key.clone()).or_insert(at);
+                *t = (*t).min(at);
             }
         }
-        self.sides[s].timers = timers;
+        let side = &mut self.sides[s];
+        side.timers.clear();
+        side.scheduled.clear();
+        for (key, at) in earliest {
+            side.schedule(&key, at);
+        }
+        Ok(())
+    }
+
+    /// A cleanup timer of `key` on side `s` fired at watermark `w`: drops the key's rows whose
+    /// time has come and schedules the key again for the rest.
+    fn clean_key(&mut self, s: usize, key: &OwnedRow, w: i64) -> Result<()> {
+        let rows: Vec<OwnedRow> = match self.sides[s].state.get(key)? {
+            Some(bucket) => bucket.keys().cloned().collect(),
+            None => return Ok(()),
+        };
+        let columns = self.sides[s]
+            .rows
+            .convert_rows(rows.iter().map(|r| r.row()))?;
+        let Some(expiry) = self.expiry(s, &columns)? else {
+            return Ok(());
+        };
+        let mut next: Option<i64> = None;
+        for (row, at) in rows.iter().zip(expiry) {
+            if at <= w {
+                let removed = remove_copies(&mut self.sides[s].state, key, row, i64::MAX)?;
+                self.held = self.held.saturating_sub(removed);
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        if let Some(at) = next {
+            self.sides[s].schedule(key, at);
+        }
         Ok(())
     }
 
@@ -651,8 +695,9 @@ impl Operator for JoinOperator {
 
     async fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<()> {
         self.watermark = self.watermark.max(watermark);
-        for side in &mut self.sides {
-            if watermark == WATERMARK_MAX && side.timers.is_empty() {
+        for s in 0..2 {
+            let side = &mut self.sides[s];
+            if side.timers.is_empty() {
                 continue;
             }
             let keep = match watermark.checked_add(1) {
@@ -660,9 +705,15 @@ impl Operator for JoinOperator {
                 None => BTreeMap::new(),
             };
             let due = std::mem::replace(&mut side.timers, keep);
-            for (key, row) in due.into_values().flatten() {
-                let removed = remove_copies(&mut side.state, &key, &row, i64::MAX)?;
-                self.held = self.held.saturating_sub(removed);
+            for (at, keys) in due {
+                for key in keys {
+                    // Only the key's current timer (an earlier row rescheduled it otherwise).
+                    if self.sides[s].scheduled.get(&key) != Some(&at) {
+                        continue;
+                    }
+                    self.sides[s].scheduled.remove(&key);
+                    self.clean_key(s, &key, watermark)?;
+                }
             }
         }
         if self.spec.hold_watermark {
@@ -724,6 +775,7 @@ impl Operator for JoinOperator {
                 for side in &mut self.sides {
                     side.state.clear();
                     side.timers.clear();
+                    side.scheduled.clear();
                 }
                 self.held = 0;
                 return Err(e);
