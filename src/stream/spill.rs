@@ -23,7 +23,7 @@
 //! under `prefix ++ key row bytes`. Tables of one job share the store and the budget.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::row::OwnedRow;
@@ -106,6 +106,8 @@ pub struct DiskBackend {
     used: AtomicUsize,
     next_table: AtomicU32,
     store: Mutex<Option<Arc<Store>>>,
+    /// When [`DiskBackend::trace`] last wrote its line (ms since the epoch).
+    traced_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for DiskBackend {
@@ -138,11 +140,46 @@ impl DiskBackend {
             used: AtomicUsize::new(0),
             next_table: AtomicU32::new(0),
             store: Mutex::new(None),
+            traced_ms: AtomicU64::new(0),
         }
     }
 
-    pub fn budget(&self) -> usize {
-        self.budget
+    /// At most every 10 s, a `debug` line with the hot state and the store's memory (memtables,
+    /// block cache) and files: what to look at when a job's memory exceeds its budget
+    /// (`RUST_LOG=weir::stream::spill=debug`).
+    pub fn trace(&self) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let last = self.traced_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 10_000
+            || self
+                .traced_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(guard) = self.store.lock() else {
+            return;
+        };
+        let Some(store) = guard.as_ref() else {
+            return;
+        };
+        tracing::debug!(
+            hot_bytes = self.used(),
+            budget = self.budget,
+            write_buffer = store.db.write_buffer_size(),
+            sealed_memtables = store.data.sealed_memtable_count(),
+            outstanding_flushes = store.db.outstanding_flushes(),
+            cache = store.db.cache_size(),
+            tables = store.data.table_count(),
+            l0_tables = store.data.l0_table_count(),
+            disk = store.data.disk_space(),
+            spilled = spilled_entries(),
+            "disk state backend"
+        );
     }
 
     /// Bytes the hot entries of every table hold (as their codecs estimate).
@@ -387,6 +424,7 @@ impl SpillTable {
 
     /// Whether the job's hot state is over its budget.
     pub fn over_budget(&self) -> bool {
+        self.backend.trace();
         self.backend.used() > self.backend.budget
     }
 

@@ -731,7 +731,8 @@ impl<V> KeyedState<V> {
 
     /// Replaces the table's entries with those of a snapshot table written by
     /// [`KeyedState::snapshot`]; `key` parses key bytes, `value` decodes a value. Every entry
-    /// comes back into memory (a spilling table moves entries to disk again on later writes).
+    /// comes back into memory, except on the disk backend once the job's state is over its
+    /// budget: the rest go straight to disk.
     ///
     /// # Errors
     /// `Invalid` for state written with other key types or another value format; `External`
@@ -747,12 +748,31 @@ impl<V> KeyedState<V> {
         self.clear();
         self.tracking = false;
         self.rewrite = false;
+        // On the disk backend, entries come back into memory while the job is within its
+        // budget; the rest go to disk as they are (the snapshot's value bytes are the store's).
+        let mut raw: Vec<(&[u8], i64, bool, &[u8])> = Vec::new();
         for (k, touched_ms, v) in keyed_entries(table, &self.id, key_types, format)? {
+            if let Some(spill) = self.spill.as_mut()
+                && spill.table.over_budget()
+            {
+                raw.push((k, touched_ms, false, v));
+                if raw.len() >= 4096 {
+                    spill.table.put_all(raw.drain(..))?;
+                }
+                spill.cold += 1;
+                continue;
+            }
             let mut d = Dec::new(v);
             let value = value(&mut d)?;
             d.finish()?;
+            let key = key(k);
+            if let Some(spill) = self.spill.as_mut() {
+                let bytes = spill.measure(&key, &value);
+                spill.hot_bytes += bytes;
+                spill.table.charge(bytes);
+            }
             self.entries.insert(
-                key(k),
+                key,
                 Entry {
                     value,
                     touched_ms,
@@ -762,7 +782,8 @@ impl<V> KeyedState<V> {
             );
         }
         if let Some(spill) = self.spill.as_mut() {
-            // Measured (and moved to disk if need be) on the next writes.
+            spill.table.put_all(raw)?;
+            // Measured again (and moved to disk if need be) on the next writes.
             spill.writes = usize::MAX / 2;
         }
         Ok(())
@@ -1029,7 +1050,10 @@ mod tests {
             assert_eq!(entries_of(&chain, "op.t"), expected, "round {round}");
         }
         assert!(spilled > 1000, "only {spilled} entries went to disk");
-        // Restore the chain into a fresh spilling table: the same entries.
+        // Restore the chain into a fresh spilling table: the same entries, and no more of them
+        // in memory than the budget allows (the rest go straight to disk).
+        drop(s);
+        assert_eq!(backend.used(), 0);
         let mut restored = spilling(&backend, &enc);
         let parser = enc.converter().parser();
         restored
@@ -1041,6 +1065,17 @@ mod tests {
                 |d| d.i64(),
             )
             .unwrap();
+        assert!(
+            // (at most one entry past the budget: the one that crossed it)
+            restored.cold_len() > model.len() / 2 && backend.used() <= (16 << 10) + 256,
+            "{} of {} entries on disk, {} bytes in memory",
+            restored.cold_len(),
+            model.len(),
+            backend.used()
+        );
+        assert_eq!(restored.len(), model.len());
+        let full = take(&mut restored, false);
+        assert_eq!(entries_of(&full, "op.t"), entries_of(&chain, "op.t"));
         for (i, v) in &model {
             assert_eq!(restored.get(&keys[*i]).unwrap(), Some(v));
         }
