@@ -345,9 +345,12 @@ async fn disk_backend_state_resumes_exactly_once() {
         weir::stream::spill::spilled_entries() > before,
         "nothing went to disk"
     );
+    // Output may still be pending (the last checkpoint's files are committed by the restore),
+    // but the job was stopped before the end. The join rows after the restore need the state
+    // of before it: auctions read before the stop meet bids read after it.
     let partial = committed(&out).await;
     assert!(
-        !partial.is_empty() && partial.len() < expected.len(),
+        partial.len() < expected.len(),
         "the job was stopped before the end ({} of {} rows)",
         partial.len(),
         expected.len()
