@@ -44,6 +44,12 @@ pub struct CheckpointRun {
     pub load_seconds: f64,
     /// Per round, the first checkpoint completed after the round's rows were all read.
     pub rounds: Vec<CheckpointSample>,
+    /// After the rounds the job stops with a savepoint, one more round's file arrives, and the
+    /// job starts again from the savepoint: seconds from that `INSERT` to the first new output
+    /// row.
+    pub restart_to_first_output: f64,
+    /// ... and to the end of that round (every changed key's update emitted).
+    pub restart_to_caught_up: f64,
 }
 
 /// The report: an incremental run and a full run over the same input.
@@ -222,6 +228,13 @@ async fn run_once(
         ));
         samples.push(sample);
     }
+    let (restart_to_first_output, restart_to_caught_up) =
+        restart(&mut s, options, &input, stride, timeout).await?;
+    progress(format!(
+        "  restart from a savepoint: first output after {:.0} ms, caught up after {:.0} ms",
+        restart_to_first_output * 1e3,
+        restart_to_caught_up * 1e3
+    ));
     if let Some(e) = s.jobs().entries().last() {
         let id = e.id.clone();
         exec(&mut s, &format!("STOP JOB '{id}'")).await?;
@@ -230,7 +243,84 @@ async fn run_once(
         incremental,
         load_seconds,
         rounds: samples,
+        restart_to_first_output,
+        restart_to_caught_up,
     })
+}
+
+/// Stops the running job with a savepoint, adds one more round of changes to the input, starts
+/// the job again from the savepoint and times it: to the first output row, and to the output of
+/// every changed key (an update of a key already in the state is a retraction and a new row).
+async fn restart(
+    s: &mut Session,
+    options: &CheckpointBenchOptions,
+    input: &Path,
+    stride: u64,
+    timeout: Duration,
+) -> Result<(f64, f64)> {
+    let id = s
+        .jobs()
+        .entries()
+        .last()
+        .map(|e| e.id.clone())
+        .ok_or_else(|| Error::internal("the benchmark job is gone"))?;
+    let answer = match exec(s, &format!("STOP JOB '{id}' WITH SAVEPOINT")).await? {
+        StatementResult::Status(status) => status.message,
+        _ => return Err(Error::internal("STOP JOB WITH SAVEPOINT gave rows")),
+    };
+    let path = answer
+        .split("Path: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .ok_or_else(|| Error::internal(format!("no savepoint path in '{answer}'")))?
+        .to_string();
+    let changed = (0..options.keys).filter(|k| (k + 1).is_multiple_of(stride));
+    let expected = 2 * changed.clone().count() as u64;
+    write_csv(input, "after-restart.csv", changed)?;
+    exec(
+        s,
+        &format!(
+            "SET 'execution.savepoint.path' = '{}'",
+            path.replace('\'', "''")
+        ),
+    )
+    .await?;
+    let started = Instant::now();
+    exec(
+        s,
+        "INSERT INTO sink SELECT id, COUNT(*), SUM(v) FROM src GROUP BY id",
+    )
+    .await?;
+    exec(s, "RESET 'execution.savepoint.path'").await?;
+    let deadline = started + timeout;
+    let mut first = None;
+    loop {
+        let entry = s
+            .jobs()
+            .entries()
+            .pop()
+            .ok_or_else(|| Error::internal("the restarted job is gone"))?;
+        if !entry.job.status().is_running() {
+            return Err(Error::external(format!(
+                "the restarted job stopped: it is {}",
+                entry.job.status().name()
+            )));
+        }
+        let (_, out, _) = entry.row_counts();
+        if out > 0 && first.is_none() {
+            first = Some(started.elapsed().as_secs_f64());
+        }
+        if out >= expected {
+            let done = started.elapsed().as_secs_f64();
+            return Ok((first.unwrap_or(done), done));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::external(format!(
+                "the restarted job wrote {out} of {expected} rows within {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Runs the benchmark (incremental, then full checkpoints); `progress` gets a line per step.
@@ -264,8 +354,9 @@ impl CheckpointReport {
         let mut out = format!(
             "Checkpoints of a streaming GROUP BY with {} keys, {}% of them changed per round, \
              {} rounds, checkpoints every {}, parallelism {}.\n\n\
-             | checkpoints | bytes written (median) | state bytes | duration (median) | load |\n\
-             |---|---|---|---|---|\n",
+             | checkpoints | bytes written (median) | state bytes | duration (median) | load | \
+             restart to first output | restart to caught up |\n\
+             |---|---|---|---|---|---|---|\n",
             o.keys,
             o.change * 100.0,
             o.rounds,
@@ -286,9 +377,11 @@ impl CheckpointReport {
                     .collect(),
             );
             out.push_str(&format!(
-                "| {} | {bytes} | {state} | {ms} ms | {:.1} s |\n",
+                "| {} | {bytes} | {state} | {ms} ms | {:.1} s | {:.0} ms | {:.0} ms |\n",
                 if r.incremental { "incremental" } else { "full" },
-                r.load_seconds
+                r.load_seconds,
+                r.restart_to_first_output * 1e3,
+                r.restart_to_caught_up * 1e3
             ));
         }
         out
@@ -316,6 +409,14 @@ mod tests {
             assert!(i.incremental && !f.incremental, "{i:?} {f:?}");
             assert!(i.bytes * 10 < f.bytes, "{i:?} {f:?}");
             assert_eq!(f.bytes, f.state_bytes, "{f:?}");
+        }
+        for r in [inc, full] {
+            // The restarted job emitted every changed key's update (counted from its output).
+            assert!(
+                r.restart_to_first_output > 0.0
+                    && r.restart_to_first_output <= r.restart_to_caught_up,
+                "{r:?}"
+            );
         }
         let md = report.to_markdown();
         assert!(
