@@ -127,6 +127,48 @@ struct Store {
     _dir: tempfile::TempDir,
 }
 
+/// The name prefix of a job's store directory, and the file in it naming the owning process.
+const STORE_PREFIX: &str = "weir-state-";
+const OWNER_FILE: &str = "weir-owner.pid";
+
+/// Removes the store directories under `dir` left by processes that no longer run (a job's
+/// directory goes when the job ends, but not when its process is killed). A directory whose
+/// owner cannot be told (no owner file yet, or not Linux) is left alone.
+fn remove_orphans(dir: &std::path::Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_store = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(STORE_PREFIX));
+        let Some(pid) = is_store
+            .then(|| std::fs::read_to_string(path.join(OWNER_FILE)).ok())
+            .flatten()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => tracing::info!(
+                    "removed the state store {} of process {pid}, which no longer runs",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot remove the stale state store {}: {e}",
+                    path.display()
+                ),
+            }
+        }
+    }
+}
+
 fn store_error(e: fjall::Error) -> Error {
     Error::external(format!("the on-disk state store failed: {e}"))
 }
@@ -209,14 +251,18 @@ impl DiskBackend {
         }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::io(self.dir.display().to_string(), e))?;
+        remove_orphans(&self.dir);
         let dir = tempfile::Builder::new()
-            .prefix("weir-state-")
+            .prefix(STORE_PREFIX)
             .tempdir_in(&self.dir)
             .map_err(|e| Error::io(self.dir.display().to_string(), e))?;
+        let owner = dir.path().join(OWNER_FILE);
+        std::fs::write(&owner, std::process::id().to_string())
+            .map_err(|e| Error::io(owner.display().to_string(), e))?;
         // The block cache and memtable come out of the budget's share for the store.
         let cache = (self.budget / 8).clamp(4 << 20, 64 << 20) as u64;
         let memtable = (self.budget / 8).clamp(2 << 20, 32 << 20) as u64;
-        let db = fjall::Database::builder(dir.path())
+        let db = fjall::Database::builder(dir.path().join("store"))
             .cache_size(cache)
             .manual_journal_persist(true)
             .open()
@@ -433,5 +479,44 @@ impl SpillTable {
         self.backend
             .used()
             .saturating_sub(self.backend.budget / 4 * 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store left by a killed process is removed when another job opens its store in the same
+    /// directory; a live process's store and a directory without an owner stay.
+    #[test]
+    fn stores_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let orphan = dir.path().join("weir-state-orphan");
+        let live = dir.path().join("weir-state-live");
+        let unknown = dir.path().join("weir-state-unknown");
+        for d in [&orphan, &live, &unknown] {
+            std::fs::create_dir_all(d.join("store")).unwrap();
+        }
+        std::fs::write(orphan.join(OWNER_FILE), dead.to_string()).unwrap();
+        std::fs::write(live.join(OWNER_FILE), std::process::id().to_string()).unwrap();
+        let backend = Arc::new(DiskBackend::new(1 << 20, dir.path().to_path_buf()));
+        let table = backend.table().unwrap();
+        table.put_all([(&b"k"[..], 1, false, &b"v"[..])]).unwrap();
+        assert!(!orphan.exists(), "the dead process's store is still there");
+        assert!(live.exists() && unknown.exists());
+        let ours: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join(OWNER_FILE)).ok()
+                    == Some(std::process::id().to_string())
+            })
+            .collect();
+        assert_eq!(ours.len(), 2, "the live store and the new one");
+        drop(table);
+        drop(backend);
     }
 }

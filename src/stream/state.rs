@@ -709,28 +709,8 @@ impl<V> KeyedState<V> {
         }
     }
 
-    /// The table as a snapshot table (see [`super::checkpoint::snapshot`]): every entry's key
-    /// bytes, last write, and `value`'s encoding of its value. `key_types` and `format` (the
-    /// value encoding's name and version) are recorded, so a restore can tell whether the state
-    /// still fits the operator. (Entries in memory only: for tables that do not spill.)
-    ///
-    /// # Errors
-    /// `value`'s errors.
-    pub fn snapshot(
-        &self,
-        key_types: &[DataType],
-        format: &str,
-        mut value: impl FnMut(&V, &mut Enc) -> Result<()>,
-    ) -> Result<RecordBatch> {
-        let mut b = KeyedTableBuilder::new(key_types, format);
-        for (k, e) in &self.entries {
-            b.append(k.row().as_ref(), e.touched_ms, |enc| value(&e.value, enc))?;
-        }
-        b.finish()
-    }
-
     /// Replaces the table's entries with those of a snapshot table written by
-    /// [`KeyedState::snapshot`]; `key` parses key bytes, `value` decodes a value. Every entry
+    /// [`KeyedState::snapshot_into`]; `key` parses key bytes, `value` decodes a value. Every entry
     /// comes back into memory, except on the disk backend once the job's state is over its
     /// budget: the rest go straight to disk.
     ///
