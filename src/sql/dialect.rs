@@ -99,8 +99,11 @@ impl Dialect for FlinkDialect {
         &self,
         parser: &mut Parser,
         expr: &Expr,
-        _precedence: u8,
+        precedence: u8,
     ) -> Option<Result<Expr, ParserError>> {
+        if let Some(parsed) = parse_is_distinct_from(parser, expr, precedence) {
+            return Some(parsed);
+        }
         if let Expr::Tuple(period) = expr
             && period.len() == 2
             && let Token::Word(w) = &parser.peek_token_ref().token
@@ -157,6 +160,43 @@ impl Dialect for FlinkDialect {
             _ => None,
         }
     }
+}
+
+/// `a IS [NOT] DISTINCT FROM b` with `b` bound as tightly as a comparison operand, as in
+/// Flink (Calcite) and the SQL standard: `x IS DISTINCT FROM y AND z` is
+/// `(x IS DISTINCT FROM y) AND z`. sqlparser parses the right side as a whole expression, which
+/// swallows the `AND z` and silently changes the query's meaning. `None` when the next tokens
+/// are not `IS [NOT] DISTINCT FROM`.
+fn parse_is_distinct_from(
+    parser: &mut Parser,
+    left: &Expr,
+    precedence: u8,
+) -> Option<Result<Expr, ParserError>> {
+    let keyword = |n: usize| match &parser.peek_nth_token_ref(n).token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    };
+    if keyword(0) != Some(Keyword::IS) {
+        return None;
+    }
+    let not = keyword(1) == Some(Keyword::NOT);
+    let at = if not { 2 } else { 1 };
+    if keyword(at) != Some(Keyword::DISTINCT) || keyword(at + 1) != Some(Keyword::FROM) {
+        return None;
+    }
+    for _ in 0..at + 2 {
+        parser.next_token();
+    }
+    let right = match parser.parse_subexpr(precedence) {
+        Ok(e) => Box::new(e),
+        Err(e) => return Some(Err(e)),
+    };
+    let left = Box::new(left.clone());
+    Some(Ok(if not {
+        Expr::IsNotDistinctFrom(left, right)
+    } else {
+        Expr::IsDistinctFrom(left, right)
+    }))
 }
 
 /// Does the token after `TABLE` start a table name (and not a clause keyword)?

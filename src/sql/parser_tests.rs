@@ -138,6 +138,50 @@ fn parse_expr_and_query_helpers() {
 
 // ---------------------------------------------------------------- queries
 
+/// `IS [NOT] DISTINCT FROM` binds like a comparison: the `AND` / `OR` after its right operand
+/// is not part of it (found by the TLP fuzzer: `WHERE p IS DISTINCT FROM TRUE AND q` dropped
+/// `q`'s rows into the wrong side).
+#[test]
+fn is_distinct_from_binds_like_a_comparison() {
+    for (sql, expected) in [
+        (
+            "a IS DISTINCT FROM TRUE AND b = 'x'",
+            "a IS DISTINCT FROM true AND b = 'x'",
+        ),
+        (
+            "a IS NOT DISTINCT FROM b OR c",
+            "a IS NOT DISTINCT FROM b OR c",
+        ),
+        (
+            "a IS DISTINCT FROM b + 1 AND c",
+            "a IS DISTINCT FROM b + 1 AND c",
+        ),
+        ("NOT a IS DISTINCT FROM b", "NOT a IS DISTINCT FROM b"),
+    ] {
+        let e = parse_expr(sql).unwrap();
+        assert_eq!(e.to_string(), expected, "{sql}");
+        match (&e, sql) {
+            (Expr::BinaryOp { left, .. }, _) if sql.contains(" AND ") || sql.contains(" OR ") => {
+                assert!(
+                    matches!(
+                        **left,
+                        Expr::IsDistinctFrom(..) | Expr::IsNotDistinctFrom(..)
+                    ),
+                    "{sql}: {e:?}"
+                );
+            }
+            (Expr::UnaryOp { expr, .. }, _) => {
+                assert!(matches!(**expr, Expr::IsDistinctFrom(..)), "{sql}: {e:?}");
+            }
+            _ => panic!("{sql}: unexpected shape {e:?}"),
+        }
+    }
+    let Expr::IsDistinctFrom(_, right) = parse_expr("a IS DISTINCT FROM b + 1").unwrap() else {
+        panic!("not IS DISTINCT FROM")
+    };
+    assert!(matches!(*right, Expr::BinaryOp { .. }));
+}
+
 #[test]
 fn flink_query_forms_parse() {
     for sql in [
