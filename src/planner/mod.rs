@@ -10,6 +10,7 @@ pub mod context;
 pub mod field_names;
 pub mod group_window;
 pub mod insert;
+pub mod literals;
 pub mod planning_functions;
 pub mod resolve;
 pub mod tables;
@@ -34,6 +35,7 @@ use crate::error::Result;
 pub fn plan_query(ctx: &PlanningContext, query: &ast::Query) -> Result<LogicalPlan> {
     let mut query = query.clone();
     group_window::rewrite(&mut query)?;
+    literals::rewrite(&mut query);
     field_names::name_nested_fields(&mut query);
     let as_of = temporal::take(&mut query);
     let plan = SqlToRel::new(ctx).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;

@@ -179,6 +179,7 @@ fn view_table(
 ) -> Result<Arc<dyn TableProvider>> {
     let mut query = sql::parse_query(&view.query)?;
     super::group_window::rewrite(&mut query)?;
+    super::literals::rewrite(&mut query);
     super::field_names::name_nested_fields(&mut query);
     let as_of = super::temporal::take(&mut query);
     qualify_query(&mut query, &path.catalog, &path.database);
