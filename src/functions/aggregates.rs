@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Int8Type, Int16Type, Int32Type, Int64Type,
+};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::average::avg_udaf;
@@ -308,6 +310,29 @@ fn cast_all(values: &[ArrayRef], to: &DataType) -> DfResult<Vec<ArrayRef>> {
         .collect()
 }
 
+/// A result of DataFusion's aggregate in Flink's type. Integer sums narrow as Java's `int` /
+/// `short` / `byte` arithmetic overflows, wrapping (DataFusion sums them in `BIGINT`, itself
+/// wrapping); other types cast, a decimal that does not fit becoming NULL as in Flink. Batch
+/// (groups accumulators) and streaming (row accumulators) results go through here, so they
+/// agree.
+fn to_flink(v: &ArrayRef, to: &DataType) -> DfResult<ArrayRef> {
+    if v.data_type() == to {
+        return Ok(Arc::clone(v));
+    }
+    if let Some(wide) = v.as_primitive_opt::<Int64Type>() {
+        let narrowed: Option<ArrayRef> = match to {
+            DataType::Int32 => Some(Arc::new(wide.unary::<_, Int32Type>(|x| x as i32))),
+            DataType::Int16 => Some(Arc::new(wide.unary::<_, Int16Type>(|x| x as i16))),
+            DataType::Int8 => Some(Arc::new(wide.unary::<_, Int8Type>(|x| x as i8))),
+            _ => None,
+        };
+        if let Some(n) = narrowed {
+            return Ok(n);
+        }
+    }
+    Ok(cast(v, to)?)
+}
+
 /// An accumulator fed its input cast to `input`, its result cast to `output`.
 #[derive(Debug)]
 struct Casting {
@@ -334,7 +359,7 @@ impl Accumulator for Casting {
         if v.data_type() == self.output {
             Ok(v)
         } else {
-            v.cast_to(&self.output)
+            ScalarValue::try_from_array(&to_flink(&v.to_array()?, &self.output)?, 0)
         }
     }
 
@@ -375,12 +400,7 @@ impl GroupsAccumulator for CastingGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
-        let v = self.inner.evaluate(emit_to)?;
-        if v.data_type() == &self.output {
-            Ok(v)
-        } else {
-            Ok(cast(&v, &self.output)?)
-        }
+        to_flink(&self.inner.evaluate(emit_to)?, &self.output)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {

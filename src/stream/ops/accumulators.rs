@@ -568,7 +568,12 @@ impl AggSpec {
                 DataType::Decimal128(p, s) if *s == scale => {
                     ScalarValue::Decimal128(Some(exact), *p, *s)
                 }
+                // Integer sums overflow as Java's arithmetic does, wrapping (as the batch
+                // aggregates in `functions::aggregates`).
                 DataType::Int64 => ScalarValue::Int64(Some(exact as i64)),
+                DataType::Int32 => ScalarValue::Int32(Some(exact as i32)),
+                DataType::Int16 => ScalarValue::Int16(Some(exact as i16)),
+                DataType::Int8 => ScalarValue::Int8(Some(exact as i8)),
                 DataType::UInt64 => ScalarValue::UInt64(Some(exact as u64)),
                 _ => ScalarValue::Decimal128(Some(exact), 38, scale),
             },
@@ -585,9 +590,10 @@ impl AggSpec {
                         .ok_or_else(|| Error::invalid("Arithmetic overflow in AVG"))?;
                     ScalarValue::Decimal128(Some(div_half_up(scaled, n as i128)), *p, *s)
                 }
-                // Integer AVG: integer division truncating toward zero, as Flink (Java `long`).
+                // Integer AVG: a `long` sum (wrapping) divided truncating toward zero, as Flink
+                // (and the batch aggregate, `functions::aggregates::int_avg`).
                 t if t.is_integer() => {
-                    ScalarValue::Int64(Some((exact / n as i128) as i64)).cast_to(t)?
+                    ScalarValue::Int64(Some((exact as i64).wrapping_div(n))).cast_to(t)?
                 }
                 _ => {
                     let unscaled = exact as f64 / 10f64.powi(scale as i32);
