@@ -304,6 +304,11 @@ fn from_datafusion(err: DataFusionError) -> Error {
             DataFusionError::ResourcesExhausted(msg) => {
                 break Error::external(format!("resources exhausted: {msg}"));
             }
+            // DataFusion reports some type errors of the user's SQL as internal ones
+            // (`a BETWEEN b AND c` over types that do not compare).
+            DataFusionError::Internal(msg) if msg.starts_with("Failed to coerce types") => {
+                break Error::invalid(msg);
+            }
             DataFusionError::Internal(msg) => break Error::internal(msg),
             other => break Error::external(other.to_string()),
         };
