@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array,
+    Array, ArrayRef, AsArray, BinaryArray, RecordBatch, RecordBatchOptions, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -374,7 +374,14 @@ impl JoinOperator {
         let null_key: Vec<bool> = (0..n)
             .map(|i| !spec.null_equal && key_arrays.iter().any(|a| a.is_null(i)))
             .collect();
-        let row_rows = self.sides[s].rows.convert_columns(&data)?;
+        let row_rows = if data.is_empty() {
+            // A side without columns (`EXISTS (SELECT 1 FROM ..)` keeps none): arrow's row
+            // format has no rows for no columns, so each row is the empty row.
+            let empty = BinaryArray::from_iter_values(std::iter::repeat_n(b"".as_slice(), n));
+            self.sides[s].rows.from_binary(empty)
+        } else {
+            self.sides[s].rows.convert_columns(&data)?
+        };
         let expiry = self.expiry(s, &data)?;
         let late = self.late(s, &data)?;
         let mut late_rows: Vec<usize> = Vec::new();
