@@ -468,17 +468,24 @@ impl SpillTable {
         self.backend.sub(bytes);
     }
 
-    /// Whether the job's hot state is over its budget.
-    pub fn over_budget(&self) -> bool {
-        self.backend.trace();
-        self.backend.used() > self.backend.budget
+    /// The job's state in memory: the hot entries and the store's memtables not yet flushed.
+    /// The memtables count up to half the budget: past that the flushes are behind, and
+    /// evicting more entries would only add to them.
+    fn in_memory(&self) -> usize {
+        let unflushed = usize::try_from(self.store.db.write_buffer_size()).unwrap_or(usize::MAX);
+        self.backend.used() + unflushed.min(self.backend.budget / 2)
     }
 
-    /// How many bytes to free so the job's hot state is back at three quarters of its budget.
+    /// Whether the job's state in memory is over its budget.
+    pub fn over_budget(&self) -> bool {
+        self.backend.trace();
+        self.in_memory() > self.backend.budget
+    }
+
+    /// How many bytes to free so the job's state in memory is back at three quarters of its
+    /// budget.
     pub fn excess(&self) -> usize {
-        self.backend
-            .used()
-            .saturating_sub(self.backend.budget / 4 * 3)
+        self.in_memory().saturating_sub(self.backend.budget / 4 * 3)
     }
 }
 
