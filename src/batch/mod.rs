@@ -4,6 +4,7 @@
 //!
 //! Uses `error`, `functions` and `planner` (its logical nodes only).
 
+pub mod pushdown_barrier;
 pub mod window_exec;
 
 use std::sync::Arc;

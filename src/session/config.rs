@@ -158,6 +158,7 @@ pub fn build_state(options: &BTreeMap<String, String>) -> Result<SessionState> {
         .with_config(config)
         .with_default_features()
         .with_query_planner(Arc::new(BatchQueryPlanner))
+        .with_physical_optimizer_rules(crate::batch::pushdown_barrier::physical_rules())
         .build();
     let mut state = state;
     datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(ProcTime::udf()))?;

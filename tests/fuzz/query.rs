@@ -336,14 +336,7 @@ impl Gen<'_> {
         if self.chance(0.55) {
             return (format!("{} AS a", a.name), scope);
         }
-        // Not a self-join: DataFusion's physical filter pushdown confuses the two sides'
-        // same-named columns (open bug 15 of docs/fuzzing.md, a silent wrong answer).
-        let b = loop {
-            let b = self.table().clone();
-            if b.name != a.name || self.tables.len() == 1 {
-                break b;
-            }
-        };
+        let b = self.table().clone();
         let right = Self::scope_of(&b, "b");
         let pairs: Vec<(String, String)> = scope
             .iter()
