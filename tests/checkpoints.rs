@@ -14,6 +14,9 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
 use weir::{Session, SessionOptions, StatementResult};
 
+mod common;
+use common::sorted_rows;
+
 fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
@@ -119,30 +122,6 @@ async fn committed_table(out: &Path, columns: &str, format: &str) -> Vec<String>
         panic!("rows expected");
     };
     sorted_rows(r).await
-}
-
-/// Every row of a query's result as `a | b | c`, sorted.
-async fn sorted_rows(r: weir::session::RowsResult) -> Vec<String> {
-    let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for b in &batches {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            rows.push(
-                f.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
-        }
-    }
-    rows.sort();
-    rows
 }
 
 /// Runs `query` to the end without checkpoints: the expected output.

@@ -496,7 +496,19 @@ pub(crate) async fn run_source(
             last_data: now,
         });
     }
-    let mut discovery = node.factory.discover(instance, parallelism, known);
+    // A task that had ended when the checkpoint was taken (a drained or finished job) stays
+    // ended: the operators after it are restored as ended too and would drop what it read.
+    let ended = restored.as_ref().is_some_and(|(_, finished)| *finished);
+    if ended {
+        for split in &mut splits {
+            split.finished = true;
+        }
+    }
+    let mut discovery = if ended {
+        None
+    } else {
+        node.factory.discover(instance, parallelism, known)
+    };
     let strict = discovery.is_none();
     let idle_timeout = node.idle_timeout.or(ctx.settings.idle_timeout);
     let mut rng = ctx

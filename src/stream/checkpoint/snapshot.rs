@@ -164,13 +164,24 @@ impl StateSnapshot {
                 .map_err(|_| corrupt("a table name is not UTF-8"))?;
             let len = d.u64()? as usize;
             let ipc = d.take(len)?;
-            let reader = StreamReader::try_new(Cursor::new(ipc), None)
-                .map_err(|e| corrupt(format!("table `{name}`: {e}")))?;
-            let schema = reader.schema();
-            let batches = reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| corrupt(format!("table `{name}`: {e}")))?;
-            let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+            // Arrow's IPC reader validates what it reads, but not everything: some damage
+            // (a buffer length past the message) panics inside it. It is bytes from disk, so
+            // that is a corrupt file, not a crash.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
+                let schema = reader.schema();
+                let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+                datafusion::arrow::compute::concat_batches(&schema, &batches)
+            }));
+            let batch = match read {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => return Err(corrupt(format!("table `{name}`: {e}"))),
+                Err(_) => {
+                    return Err(corrupt(format!(
+                        "table `{name}`: Arrow IPC data the reader cannot decode"
+                    )));
+                }
+            };
             tables.insert(name, batch);
         }
         Ok(StateSnapshot {

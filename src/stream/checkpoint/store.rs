@@ -42,6 +42,11 @@ use crate::error::{Error, Result};
 /// without them, is still read).
 pub const FORMAT: u32 = 2;
 const MANIFEST: &str = "_metadata";
+/// The largest checkpoint id a manifest may hold (2^53: exact in every JSON reader; a job
+/// checkpointing every millisecond reaches it after 285,000 years).
+const MAX_CHECKPOINT_ID: u64 = 1 << 53;
+/// The most key groups a job may have (`'pipeline.max-parallelism'`, as in Flink).
+const MAX_KEY_GROUPS: usize = 32768;
 
 /// The manifest of one complete checkpoint (`_metadata`, JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -217,11 +222,14 @@ impl CheckpointStore {
                 e,
             )
         })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
-            .map_err(|e| store_error(format!("'{}'", path.display()), e))?;
+        // The store is the whole file system and the directory a path in it, so that a
+        // checkpoint named directly (`<job>/chk-<n>`) still reaches the files of earlier
+        // checkpoints its incremental chains refer to (in its parent, the job's directory).
+        let root = Path::from_absolute_path(&path)
+            .map_err(|e| store_error(format!("'{}'", path.display()), e.into()))?;
         Ok(CheckpointStore {
-            store: Arc::new(store),
-            root: Path::default(),
+            store: Arc::new(object_store::local::LocalFileSystem::new()),
+            root,
             display: path.display().to_string(),
         })
     }
@@ -355,6 +363,21 @@ impl CheckpointStore {
                 manifest.format
             ));
         }
+        // Values no writer produces: the manifest is corrupt (and they would overflow the next
+        // checkpoint's id or the key-group arithmetic).
+        if manifest.checkpoint > MAX_CHECKPOINT_ID {
+            return Err(format!(
+                "manifest is corrupt: checkpoint id {} is out of range",
+                manifest.checkpoint
+            ));
+        }
+        if !(1..=MAX_KEY_GROUPS).contains(&manifest.max_parallelism) {
+            return Err(format!(
+                "manifest is corrupt: {} key groups ('pipeline.max-parallelism' is 1 to \
+                 {MAX_KEY_GROUPS})",
+                manifest.max_parallelism
+            ));
+        }
         Ok(manifest)
     }
 
@@ -373,6 +396,21 @@ impl CheckpointStore {
                 )));
             }
             for (i, task) in node.tasks.iter().enumerate() {
+                // Every file of a task's chain is named after the task: a manifest that gives a
+                // task another's state is corrupt (restoring it would mix up positions, keys
+                // and output files).
+                let stem = format!("{}-{i}", node.uid);
+                let names = std::iter::once(task.file.as_str())
+                    .chain(task.base.iter().map(|f| f.file.as_str()));
+                for name in names {
+                    let base = name.rsplit('/').next().unwrap_or(name);
+                    if base != format!("{stem}.state") && base != format!("{stem}.base.state") {
+                        return Err(bad(format!(
+                            "manifest is corrupt: task {i} of {} refers to state file {name}",
+                            node.uid
+                        )));
+                    }
+                }
                 let own = StateFile {
                     file: task.file.clone(),
                     size: task.size,
