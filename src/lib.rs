@@ -36,6 +36,9 @@ pub mod stream;
 pub mod types;
 pub mod units;
 
+#[cfg(test)]
+mod test_alloc;
+
 pub use error::{Error, ErrorKind, Result};
 pub use session::{Session, SessionOptions, StatementResult};
 pub use sql::ParsedStatement;

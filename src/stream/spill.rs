@@ -37,8 +37,10 @@ use crate::error::{Error, Result};
 /// - `encode` writes `value` (the key is given for codecs that need it, e.g. to order rows);
 ///   `decode` must read back exactly what `encode` wrote, and fail (never panic) on bytes that
 ///   are not such a value: they may come from a corrupt file.
-/// - `size` estimates the bytes `value` holds in memory (heap included). It decides when the
-///   budget is reached, so it should grow with the value; it need not be exact.
+/// - `size` estimates the heap bytes `value` owns beyond its own inline size (the table counts
+///   that, with its slot), as the allocator hands them out: use [`heap`] (hash tables by their
+///   capacity, allocations by size class). It decides when the budget is reached, and an estimate
+///   that counts only the payload lets the real memory run to twice the budget and more.
 /// - The codec is shared by every instance of the operator (`Send + Sync`), and must not keep
 ///   per-instance state.
 pub trait StateCodec<V>: Send + Sync {
@@ -56,6 +58,55 @@ pub trait StateCodec<V>: Send + Sync {
 
     /// Approximate bytes `value` holds in memory.
     fn size(&self, value: &V) -> usize;
+}
+
+/// Estimates of what state costs on the heap, for the memory budget: what the allocator hands out
+/// (its size classes), hash tables by their capacity (their slots exist whether filled or not),
+/// B-trees by their nodes. Estimates, not measurements: `state::tests` checks them against a
+/// counting allocator.
+pub mod heap {
+    use datafusion::arrow::row::OwnedRow;
+
+    /// Bytes an allocation of `n` bytes takes (mimalloc's size classes step by 16 bytes up to
+    /// 128, then by about an eighth).
+    pub fn alloc(n: usize) -> usize {
+        match n {
+            0 => 0,
+            1..=128 => n.div_ceil(16) * 16,
+            _ => n + n / 8,
+        }
+    }
+
+    /// The heap bytes of a row (its bytes; the `OwnedRow` itself is inline where it is kept).
+    pub fn row(r: &OwnedRow) -> usize {
+        alloc(r.row().as_ref().len())
+    }
+
+    /// The heap bytes of a `HashMap<K, V>` whose `capacity()` is `capacity`: its buckets (a slot
+    /// and a control byte each, a power of two holding `capacity` at 7/8 load) and 16 control
+    /// bytes more.
+    pub fn hash_table<K, V>(capacity: usize) -> usize {
+        if capacity == 0 {
+            return 0;
+        }
+        let buckets = if capacity < 8 {
+            (capacity + 1).next_power_of_two()
+        } else {
+            (capacity * 8 / 7).next_power_of_two()
+        };
+        alloc(buckets * (std::mem::size_of::<(K, V)>() + 1) + 16)
+    }
+
+    /// The heap bytes of a `BTreeMap<K, V>` of `len` entries: nodes of up to 11 entries, about
+    /// two thirds full, plus each node's header and edges.
+    pub fn btree<K, V>(len: usize) -> usize {
+        len * (std::mem::size_of::<K>() + std::mem::size_of::<V>()) * 3 / 2 + len.div_ceil(7) * 112
+    }
+
+    /// The heap bytes of a `Vec<T>` of `capacity`.
+    pub fn vec<T>(capacity: usize) -> usize {
+        alloc(capacity * std::mem::size_of::<T>())
+    }
 }
 
 /// `'state.backend.type'`.

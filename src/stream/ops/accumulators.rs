@@ -113,21 +113,22 @@ pub enum Acc {
 }
 
 impl Acc {
-    /// Approximate bytes the accumulator holds in memory (for the state memory budget).
-    pub fn size(&self) -> usize {
-        let rows = |n: usize, bytes: usize| n * 48 + bytes;
-        std::mem::size_of::<Acc>()
-            + match self {
-                Acc::Count(_) => 0,
-                Acc::Sum { float, .. } => float.partials.len() * 8,
-                Acc::Extremes(m) => rows(m.len(), m.keys().map(|r| r.row().as_ref().len()).sum()),
-                Acc::Distinct { values, float, .. } => {
-                    rows(
-                        values.len(),
-                        values.keys().map(|r| r.row().as_ref().len()).sum(),
-                    ) + float.partials.len() * 8
-                }
+    /// The heap bytes the accumulator owns beyond its inline size (for the state memory budget;
+    /// see [`crate::stream::spill::heap`]).
+    pub fn heap_size(&self) -> usize {
+        use crate::stream::spill::heap;
+        match self {
+            Acc::Count(_) => 0,
+            Acc::Sum { float, .. } => heap::vec::<f64>(float.partials.capacity()),
+            Acc::Extremes(m) => {
+                heap::btree::<OwnedRow, i64>(m.len()) + m.keys().map(heap::row).sum::<usize>()
             }
+            Acc::Distinct { values, float, .. } => {
+                heap::hash_table::<OwnedRow, i64>(values.capacity())
+                    + values.keys().map(heap::row).sum::<usize>()
+                    + heap::vec::<f64>(float.partials.capacity())
+            }
+        }
     }
 }
 

@@ -486,11 +486,16 @@ impl StateCodec<GroupState> for GroupCodec {
     }
 
     fn size(&self, group: &GroupState) -> usize {
-        64 + group.accs.iter().map(Acc::size).sum::<usize>()
-            + group
-                .emitted
-                .as_ref()
-                .map_or(0, |v| v.iter().map(ScalarValue::size).sum())
+        use crate::stream::spill::heap;
+        let scalar = std::mem::size_of::<ScalarValue>();
+        heap::vec::<Acc>(group.accs.capacity())
+            + group.accs.iter().map(Acc::heap_size).sum::<usize>()
+            + group.emitted.as_ref().map_or(0, |v| {
+                heap::vec::<ScalarValue>(v.capacity())
+                    + v.iter()
+                        .map(|x| x.size().saturating_sub(scalar))
+                        .sum::<usize>()
+            })
     }
 }
 

@@ -38,7 +38,7 @@ use crate::functions::window::millis;
 use crate::stream::changes::{Changes, RowKind, WATERMARK_MAX};
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Operator, OperatorContext, Output};
-use crate::stream::spill::StateCodec;
+use crate::stream::spill::{StateCodec, heap};
 use crate::stream::state::{KeyEncoder, KeyedState};
 
 /// Which columns a join emits.
@@ -189,11 +189,8 @@ impl StateCodec<Bucket> for BucketCodec {
     }
 
     fn size(&self, bucket: &Bucket) -> usize {
-        bucket
-            .keys()
-            .map(|r| r.row().as_ref().len() + 48)
-            .sum::<usize>()
-            + 48
+        heap::hash_table::<OwnedRow, RowEntry>(bucket.capacity())
+            + bucket.keys().map(heap::row).sum::<usize>()
     }
 }
 

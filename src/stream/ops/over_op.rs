@@ -574,10 +574,16 @@ impl StateCodec<Partition> for PartitionCodec {
     }
 
     fn size(&self, p: &Partition) -> usize {
-        let row = |r: &OwnedRow| r.row().as_ref().len() + 48;
-        96 + p.rows.iter().map(|(r, _)| row(r) + 8).sum::<usize>()
-            + p.emitted.iter().map(row).sum::<usize>()
-            + p.pending.iter().map(|(r, _, _)| row(r) + 16).sum::<usize>()
+        use crate::stream::spill::heap;
+        heap::vec::<(OwnedRow, u64)>(p.rows.capacity())
+            + p.rows.iter().map(|(r, _)| heap::row(r)).sum::<usize>()
+            + heap::vec::<OwnedRow>(p.emitted.capacity())
+            + p.emitted.iter().map(heap::row).sum::<usize>()
+            + heap::vec::<(OwnedRow, u64, i64)>(p.pending.capacity())
+            + p.pending
+                .iter()
+                .map(|(r, _, _)| heap::row(r))
+                .sum::<usize>()
     }
 }
 
