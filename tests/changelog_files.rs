@@ -12,6 +12,9 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
 use weir::{Session, SessionOptions, StatementResult};
 
+mod common;
+use common::sorted_rows;
+
 async fn exec(s: &mut Session, sql: &str) -> StatementResult {
     let mut results = s
         .execute_sql(sql)
@@ -26,29 +29,6 @@ async fn try_batches(result: StatementResult) -> Result<Vec<RecordBatch>, String
         panic!("rows expected");
     };
     r.stream.try_collect().await.map_err(|e| e.to_string())
-}
-
-/// Rows as sorted `a | b | c` strings.
-fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for b in batches {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            rows.push(
-                f.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
-        }
-    }
-    rows.sort();
-    rows
 }
 
 /// The sorted rows of a batch-mode query.

@@ -121,7 +121,7 @@ async fn committed_table(out: &Path, columns: &str, format: &str) -> Vec<String>
     let StatementResult::Rows(r) = exec(&mut s, "SELECT * FROM out").await else {
         panic!("rows expected");
     };
-    sorted_rows(r).await
+    sorted_rows(&r.stream.try_collect::<Vec<_>>().await.unwrap())
 }
 
 /// Runs `query` to the end without checkpoints: the expected output.
@@ -911,7 +911,7 @@ async fn a_killed_server_resumes_its_job_exactly_once() {
         else {
             panic!("rows expected");
         };
-        sorted_rows(r).await
+        sorted_rows(&r.stream.try_collect::<Vec<_>>().await.unwrap())
     };
     assert_eq!(per_key_expected.len(), 37);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use weir::stream::runtime::JobStatus;
 use weir::{ErrorKind, Session, SessionOptions, StatementResult};
 
@@ -179,7 +180,7 @@ async fn query(s: &mut Session, sql: &str) -> Vec<String> {
     let StatementResult::Rows(r) = exec(s, sql).await else {
         panic!("rows expected");
     };
-    common::sorted_rows(r).await
+    common::sorted_rows(&r.stream.try_collect::<Vec<_>>().await.unwrap())
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -8,13 +8,12 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
 use weir::{Session, StatementResult};
 
-/// Every row of a result as `a | b | c` (NULL as `NULL`), sorted.
+/// Rows as `a | b | c` (NULL as `NULL`), sorted.
 #[allow(dead_code)] // not every test file that includes this module uses it
-pub async fn sorted_rows(r: weir::session::RowsResult) -> Vec<String> {
-    let batches: Vec<RecordBatch> = r.stream.try_collect().await.unwrap();
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
-    for b in &batches {
+    for b in batches {
         let f: Vec<_> = b
             .columns()
             .iter()
